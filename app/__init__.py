@@ -1,0 +1,41 @@
+"""Berth: Docker image operations behind a secure, documented HTTP API.
+
+``create_app(config=None)`` builds the whole service: configuration (from the environment unless
+a dict is given, as tests do), logging, auth, the engine pool, blueprints, error handlers and the
+OpenAPI document with its UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from app.api import BLUEPRINTS
+from app.auth import init_auth
+from app.config import DEFAULTS, docker_environment, load_config, validate_config
+from app.engine import pool_from_config
+from app.errors import register_error_handlers
+from app.logs import configure_logging, init_request_logging
+from app.openapi import init_openapi
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build a Berth app; ``config`` (tests) overrides what the environment says."""
+    app = Flask(__name__, static_folder=None)
+    settings = load_config() if config is None else {**DEFAULTS, **config}
+    validate_config(settings)
+    app.config.update(settings)
+    app.json.sort_keys = False
+    configure_logging(app.config["BERTH_LOG_LEVEL"])
+
+    init_request_logging(app)
+    init_auth(app)
+    app.extensions["berth.engines"] = pool_from_config(app.config, docker_environment(app.config))
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix="/v1")
+    register_error_handlers(app)
+    init_openapi(app, __version__)
+    return app

@@ -1,0 +1,166 @@
+"""``@operation``: one decorator that declares a view's scope, inputs, outputs and errors.
+
+Like flask-smorest's ``@arguments``/``@response``, the same marshmallow schemas parse the request,
+serialise the response and document the operation in OpenAPI (``app.openapi`` reads ``berth_doc``),
+so the spec cannot drift from the code. The view receives ``query=`` and ``body=`` as loaded dicts
+and returns either data (dumped with the response schema), ``(data, status, headers)``, or a
+ready ``Response`` (streams).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+
+from app.auth import scope as declare_scope
+from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+JSON_MIME = "application/json"
+
+
+@dataclass
+class OperationDoc:
+    """What ``app.openapi`` needs to describe one operation."""
+
+    scope: str
+    tags: list[str]
+    query: ma.Schema | None = None
+    body: ma.Schema | None = None
+    response: ma.Schema | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    engine: bool = True
+    path_params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_body: dict[str, Any] | None = None
+    extra_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    response_content: dict[str, Any] | None = None
+    response_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def operation(
+    *,
+    scope: str,
+    tags: Iterable[str],
+    query: ma.Schema | None = None,
+    body: ma.Schema | None = None,
+    response: ma.Schema | None = None,
+    status: int = 200,
+    errors: Iterable[int] = (),
+    engine: bool = True,
+    path_params: dict[str, str] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
+    request_body: dict[str, Any] | None = None,
+    extra_responses: dict[int, dict[str, Any]] | None = None,
+    response_content: dict[str, Any] | None = None,
+    response_headers: dict[str, dict[str, Any]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare and enforce a view's contract; see the module docstring."""
+    doc = OperationDoc(
+        scope=scope,
+        tags=list(tags),
+        query=query,
+        body=body,
+        response=response,
+        status=status,
+        errors=tuple(errors),
+        engine=engine,
+        path_params=path_params or {},
+        headers=headers or {},
+        request_body=request_body,
+        extra_responses=extra_responses or {},
+        response_content=response_content,
+        response_headers=response_headers or {},
+    )
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if query is not None:
+                kwargs["query"] = load_query(query)
+            elif request.args:
+                raise ValidationFailed(
+                    "This operation takes no query parameters.",
+                    errors={name: ["Unknown field."] for name in request.args},
+                )
+            if body is not None:
+                kwargs["body"] = load_json_body(body)
+            result = view(*args, **kwargs)
+            return render(result, response, status)
+
+        wrapper.berth_doc = doc  # type: ignore[attr-defined]
+        return declare_scope(scope)(wrapper)
+
+    return decorate
+
+
+def load_query(schema: ma.Schema) -> dict[str, Any]:
+    """Query string → dict; list fields take repeats, other fields refuse them."""
+    data: dict[str, Any] = {}
+    for name in request.args:
+        values = request.args.getlist(name)
+        field_obj = schema.fields.get(name)
+        if isinstance(field_obj, ma.fields.List):
+            data[name] = values
+        elif len(values) > 1:
+            raise ValidationFailed(
+                f"Query parameter '{name}' is given more than once.",
+                errors={name: ["Give this parameter once."]},
+            )
+        else:
+            data[name] = values[0]
+    return _load(schema, data)
+
+
+def load_json_body(schema: ma.Schema) -> dict[str, Any]:
+    """The JSON body, size-limited and loaded with ``schema`` (unknown fields refused)."""
+    limit = current_app.config["BERTH_MAX_JSON_BYTES"]
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"JSON bodies are limited to {limit} bytes.")
+    raw = request.stream.read(limit + 1) if length is None else request.get_data(cache=False)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"JSON bodies are limited to {limit} bytes.")
+    if not raw.strip():
+        raw = b"{}"
+    elif request.mimetype != JSON_MIME:
+        raise UnsupportedMediaType("Send the body as application/json.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValidationFailed(f"The body is not valid JSON: {e}", code="MALFORMED_JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", code="MALFORMED_JSON")
+    return _load(schema, data)
+
+
+def _load(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ma.ValidationError as e:
+        messages = e.messages if isinstance(e.messages, dict) else {"_schema": e.messages}
+        fields = ", ".join(sorted(messages))
+        raise ValidationFailed(f"Invalid fields: {fields}.", errors=messages) from None
+
+
+def render(result: Any, schema: ma.Schema | None, status: int) -> Any:
+    """Dump view results with the response schema; Responses pass through untouched."""
+    if isinstance(result, Response):
+        return result
+    headers: dict[str, str] = {}
+    if isinstance(result, tuple):
+        result, status, *rest = result
+        headers = rest[0] if rest else {}
+    payload = schema.dump(result) if schema is not None else result
+    response = current_app.response_class(
+        json.dumps(payload, separators=(",", ":")) + "\n", status=status, mimetype=JSON_MIME
+    )
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response

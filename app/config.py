@@ -1,0 +1,107 @@
+"""Configuration, read only from the environment (each variable is documented in the README).
+
+``load_config(environ)`` returns a plain dict that ``create_app`` puts into ``app.config``;
+tests pass their own dict instead of touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value Berth cannot use."""
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _json(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name} is not valid JSON: {e.msg} at position {e.pos}") from None
+
+
+def _list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+DEFAULTS: dict[str, Any] = {
+    "DOCKER_HOST": None,  # None: docker's own default (the local socket) or DOCKER_* variables
+    "DOCKER_TLS_VERIFY": None,
+    "DOCKER_CERT_PATH": None,
+    "BERTH_TOKENS": None,
+    "BERTH_TOKENS_FILE": None,
+    "BERTH_AUTH": "enabled",
+    "BERTH_DATA_DIR": "var",
+    "BERTH_LOG_LEVEL": "INFO",
+    "BERTH_ENGINE_TIMEOUT": 30.0,
+    "BERTH_MAX_JSON_BYTES": 1024 * 1024,
+    "BERTH_MAX_UPLOAD_BYTES": None,
+    "BERTH_REGISTRY_AUTH_FILE": None,
+    "BERTH_INSECURE_REGISTRIES": [],
+    "BERTH_REGISTRY_TIMEOUT": 30.0,
+    "BERTH_JOB_RETENTION_SECONDS": 7 * 24 * 3600,
+}
+
+_PARSERS = {
+    "BERTH_TOKENS": lambda n, v: _json(n, v),
+    "BERTH_ENGINE_TIMEOUT": _float,
+    "BERTH_REGISTRY_TIMEOUT": _float,
+    "BERTH_MAX_JSON_BYTES": lambda n, v: _int(n, v, 1),
+    "BERTH_MAX_UPLOAD_BYTES": lambda n, v: _int(n, v, 1) if v.strip() else None,
+    "BERTH_INSECURE_REGISTRIES": lambda n, v: _list(v),
+    "BERTH_JOB_RETENTION_SECONDS": lambda n, v: _int(n, v, 60),
+}
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every known variable from ``environ`` (default ``os.environ``), typed, with defaults."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for name in DEFAULTS:
+        raw = environ.get(name)
+        if raw is None:
+            continue
+        parser = _PARSERS.get(name)
+        config[name] = parser(name, raw) if parser else raw
+    validate_config(config)
+    return config
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Fail early, with the variable's name, on values that cannot work."""
+    if config["BERTH_AUTH"] not in ("enabled", "disabled"):
+        raise ConfigError("BERTH_AUTH must be 'enabled' or 'disabled'")
+    if str(config["BERTH_LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("BERTH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+
+def docker_environment(config: Mapping[str, Any]) -> dict[str, str]:
+    """The DOCKER_* variables docker-py's ``kwargs_from_env`` reads, as configured."""
+    env = {}
+    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        if config.get(name):
+            env[name] = str(config[name])
+    return env

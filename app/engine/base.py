@@ -1,0 +1,149 @@
+"""Connection to one Docker engine and the translation of docker-py failures into BerthErrors.
+
+The ``app.engine`` package is the only place that imports ``docker``. It hands out plain dicts and
+byte generators, never docker-py objects, and never imports flask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.auth import AuthConfig
+
+from app.errors import (
+    BerthError,
+    Conflict,
+    ContainerNotFound,
+    EngineError,
+    EngineUnavailable,
+    ImageNotFound,
+    NotFound,
+    ValidationFailed,
+)
+
+log = logging.getLogger("berth.engine")
+
+# Metadata calls get a short timeout; streams (save, load, pull, push) get none, since a layer can
+# legitimately take minutes. Both are set here, in one place (see the README's "Timeouts").
+STREAM_TIMEOUT = None
+MAX_POOL_SIZE = 32
+
+_NOT_FOUND = {"image": ImageNotFound, "container": ContainerNotFound}
+
+
+class EngineConnection:
+    """Lazily connected docker-py low-level clients for one engine (thread-safe)."""
+
+    def __init__(self, name: str, environment: dict[str, str], timeout: float) -> None:
+        self.name = name
+        self._environment = environment
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._api: docker.APIClient | None = None
+        self._stream_api: docker.APIClient | None = None
+
+    def _create(self, timeout: float | None) -> docker.APIClient:
+        kwargs = docker.utils.kwargs_from_env(environment=self._environment)
+        try:
+            client = docker.APIClient(
+                version="auto", timeout=timeout, max_pool_size=MAX_POOL_SIZE, **kwargs
+            )
+        except docker.errors.DockerException as e:
+            raise EngineUnavailable(f"The Docker engine '{self.name}' does not answer.") from e
+        # Never let the host user's ~/.docker/config.json credentials leak into registry calls:
+        # Berth passes the credentials it was given, and only those.
+        client._auth_configs = AuthConfig({})
+        return client
+
+    @property
+    def api(self) -> docker.APIClient:
+        """The client for metadata calls (short timeout)."""
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    self._api = self._create(self._timeout)
+        return self._api
+
+    @property
+    def stream_api(self) -> docker.APIClient:
+        """The client for long streams (no read timeout)."""
+        if self._stream_api is None:
+            with self._lock:
+                if self._stream_api is None:
+                    self._stream_api = self._create(STREAM_TIMEOUT)
+        return self._stream_api
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._api, self._stream_api):
+                if client is not None:
+                    client.close()
+            self._api = self._stream_api = None
+
+
+def explanation(error: docker.errors.APIError) -> str:
+    """The engine's own message for an API error, without docker-py's URL decoration."""
+    text = error.explanation
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text or error).strip()
+
+
+@contextlib.contextmanager
+def translate(kind: str = "image", target: str | None = None) -> Iterator[None]:
+    """Turn docker-py and transport failures raised inside the block into BerthErrors.
+
+    ``kind`` names what a 404 is about (``image`` or ``container``) and ``target`` the thing.
+    """
+    try:
+        yield
+    except BerthError:
+        raise
+    except docker.errors.NotFound as e:
+        cls = _NOT_FOUND.get(kind, NotFound)
+        what = f"{kind} '{target}'" if target else kind
+        raise cls(f"No such {what}: {explanation(e)}", **({kind: target} if target else {})) from e
+    except docker.errors.APIError as e:
+        status = e.status_code or 500
+        message = explanation(e)
+        if status == 409:
+            raise Conflict(message) from e
+        if status == 400:
+            raise ValidationFailed(message, code="ENGINE_REJECTED") from e
+        if status >= 500 and _looks_unreachable(message):
+            raise EngineError(message, code="REGISTRY_UNREACHABLE", status=502) from e
+        raise EngineError(f"The engine answered {status}: {message}") from e
+    except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as e:
+        raise EngineUnavailable("The Docker engine does not answer.") from e
+    except requests.exceptions.Timeout as e:
+        raise EngineUnavailable("The Docker engine did not answer in time.") from e
+    except docker.errors.DockerException as e:
+        raise EngineError(f"Docker engine error: {e}") from e
+
+
+def _looks_unreachable(message: str) -> bool:
+    lowered = message.lower()
+    return any(
+        s in lowered
+        for s in ("connection refused", "no such host", "i/o timeout", "no route to host")
+    )
+
+
+def rfc3339(value: Any) -> str | None:
+    """Engine timestamps (unix seconds, or RFC 3339 with nanoseconds) as RFC 3339 UTC."""
+    if value in (None, "", 0):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    text = str(value)
+    if text.startswith("0001-01-01"):
+        return None
+    return text

@@ -1,0 +1,144 @@
+"""Image references, checked against the distribution reference grammar before the engine sees them.
+
+Grammar (github.com/distribution/reference, ``reference.go``)::
+
+    reference  := name [ ":" tag ] [ "@" digest ]
+    name       := [domain "/"] path-component ["/" path-component]*
+    domain     := host [":" port]          (first part, when it has "." or ":" or is localhost)
+    path-component := [a-z0-9]+ ( ( [_.] | "__" | "-"+ ) [a-z0-9]+ )*
+    tag        := [\\w][\\w.-]{0,127}
+    digest     := algorithm ":" hex{32,}
+
+Image ids (``sha256:<64 hex>``, or a hex prefix) are accepted wherever a reference is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.errors import InvalidReference
+
+NAME_MAX = 255
+REFERENCE_MAX = 512
+
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*$")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(
+    rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{64}$")
+DEFAULT_DOMAIN = "docker.io"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference; ``domain`` is None when the name carries none (Docker Hub)."""
+
+    domain: str | None
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """The name as the engine shows it (``host:port/path`` or ``path``)."""
+        return f"{self.domain}/{self.path}" if self.domain else self.path
+
+    @property
+    def registry(self) -> str:
+        return self.domain or DEFAULT_DOMAIN
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += ":" + self.tag
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
+    def with_default_tag(self) -> Reference:
+        """``name`` means ``name:latest`` (a bare name is never "all tags")."""
+        if self.tag or self.digest:
+            return self
+        return Reference(self.domain, self.path, "latest", None)
+
+
+def is_image_id(text: str) -> bool:
+    return bool(_IMAGE_ID.match(text))
+
+
+def _split_domain(name: str) -> tuple[str | None, str]:
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first, rest
+    return None, name
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``text`` or raise InvalidReference saying what is wrong with it."""
+    if not isinstance(text, str) or not text:
+        raise InvalidReference("The reference is empty.")
+    if len(text) > REFERENCE_MAX:
+        raise InvalidReference(f"The reference is longer than {REFERENCE_MAX} characters.")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or ord(c) > 0x7E for c in text):
+        raise InvalidReference("The reference contains spaces, control or non-ASCII characters.")
+    remainder, _, digest = text.partition("@")
+    if "@" in text and not _DIGEST.match(digest):
+        raise InvalidReference(
+            f"'{digest}' is not a valid digest (expected algorithm:hex, e.g. sha256:<64 hex>)."
+        )
+    tag = None
+    last_slash = remainder.rfind("/")
+    colon = remainder.rfind(":")
+    if colon > last_slash:
+        remainder, tag = remainder[:colon], remainder[colon + 1 :]
+        if not _TAG.match(tag):
+            raise InvalidReference(
+                f"'{tag}' is not a valid tag (letters, digits, '_', '.', '-'; at most 128; "
+                "not starting with '.' or '-')."
+            )
+    if not remainder:
+        raise InvalidReference("The reference has no repository name.")
+    if len(remainder) > NAME_MAX:
+        raise InvalidReference(f"The repository name is longer than {NAME_MAX} characters.")
+    domain, path = _split_domain(remainder)
+    if domain is not None and not _DOMAIN.match(domain):
+        raise InvalidReference(f"'{domain}' is not a valid registry host[:port].")
+    for component in path.split("/"):
+        if not component:
+            raise InvalidReference("The repository name has an empty path component ('//').")
+        if component != component.lower():
+            raise InvalidReference(f"Repository name component '{component}' must be lowercase.")
+        if not _PATH_COMPONENT.match(component):
+            raise InvalidReference(
+                f"Repository name component '{component}' is not valid (lowercase letters and "
+                "digits, separated by '.', '_', '__' or '-')."
+            )
+    return Reference(domain, path, tag, digest or None)
+
+
+def validate_image_ref(text: str) -> str:
+    """Accept an image id or a reference; return it unchanged (the engine resolves it)."""
+    if is_image_id(text):
+        return text
+    parse_reference(text)
+    return text
+
+
+def validate_repository(text: str) -> Reference:
+    """A repository name without tag or digest (as commit, tag and import take it)."""
+    ref = parse_reference(text)
+    if ref.digest:
+        raise InvalidReference("Give a repository name without a digest.")
+    if ref.tag:
+        raise InvalidReference("Give the tag in the 'tag' field, not in the repository name.")
+    return ref
+
+
+def archive_filename(text: str) -> str:
+    """``ubuntu:14.04`` → ``ubuntu_14.04.tar``; safe as a Content-Disposition filename."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    return safe[:200] + ".tar"

@@ -1,0 +1,1 @@
+"""Marshmallow schemas, one module per resource. Instances are module-level and reused."""

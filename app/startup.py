@@ -1,0 +1,56 @@
+"""What the server says when it starts: the bootstrap token and whether an engine answers.
+
+Called from ``gunicorn.conf.py`` once, in the master, before workers load the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+from app.auth import ensure_bootstrap_token, load_token_entries
+from app.config import docker_environment, load_config
+from app.engine import Engine
+from app.errors import BerthError
+
+log = logging.getLogger("berth.startup")
+
+
+def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
+    """Create the admin token if none is configured, then check the engine; print both."""
+    config = load_config()
+    base = f"http://{bind}"
+    if config["BERTH_AUTH"] == "disabled":
+        print(
+            "WARNING: BERTH_AUTH=disabled - anyone who reaches this port has root on the host.",
+            file=out,
+        )
+    elif not load_token_entries(config):
+        token, path = ensure_bootstrap_token(config)
+        if token:
+            print(f"Created an admin token (stored in {path}, mode 0600):", file=out)
+            print(f"\n    {token}\n", file=out)
+        else:
+            print(f"Using the admin token stored in {path}.", file=out)
+            token = "$(cat " + str(path) + ")"
+        print(f'Try:  curl -H "Authorization: Bearer {token}" {base}/v1/images\n', file=out)
+    engine = Engine("local", docker_environment(config), timeout=5)
+    where = config.get("DOCKER_HOST") or "the local socket (unix:///var/run/docker.sock)"
+    try:
+        version = engine.version()
+        print(
+            f"Docker engine {version['version']} (API {version['api_version']}) at {where}.",
+            file=out,
+        )
+    except BerthError:
+        print(
+            f"No Docker engine answers at {where}: start one, or set DOCKER_HOST "
+            "(e.g. DOCKER_HOST=unix:///run/docker.sock or tcp://host:2376 with DOCKER_TLS_VERIFY "
+            "and DOCKER_CERT_PATH); Berth serves meanwhile and /v1/ready says 503.",
+            file=out,
+        )
+    finally:
+        engine.close()
+    print(f"Berth listens on {base} - API docs at {base}/apidocs/", file=out)
+    return config

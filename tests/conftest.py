@@ -1,0 +1,108 @@
+"""Fixtures: the harness's engine and registries, an app wired to them, clients and tokens.
+
+Engine-backed tests need ``scripts/harness.py start`` first (``make test`` does it). Without a
+harness they are skipped locally, but under CI=true a missing harness fails the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import docker
+import pytest
+
+from app import create_app
+from app.auth import SCOPES
+from tests.support.harness import load_state
+from tests.support.images import image_factory
+
+TOKENS = {name: f"test-{name}-{secrets.token_hex(12)}" for name in SCOPES}
+
+
+def _token_entries() -> list[dict]:
+    return [
+        {"name": f"{name}-token", "token": token, "scopes": [name]}
+        for name, token in TOKENS.items()
+    ]
+
+
+@pytest.fixture(scope="session")
+def harness():
+    state = load_state()
+    if state is None:
+        message = "no test harness: run 'make test' (or scripts/harness.py start)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " -- CI must run the engine suite", pytrace=False)
+        pytest.skip(message)
+    return state
+
+
+@pytest.fixture(scope="session")
+def docker_client(harness):
+    client = docker.DockerClient(base_url=harness["docker_host"], version="auto", timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(harness):
+    return harness["base_image"]
+
+
+@pytest.fixture
+def images(docker_client, base_image):
+    """An ImageFactory whose images and containers are removed after the test."""
+    with image_factory(docker_client, base_image) as factory:
+        yield factory
+
+
+@pytest.fixture
+def config(harness, tmp_path):
+    """App config pointing at the harness engine; tests may change it before using ``app``."""
+    return {
+        "DOCKER_HOST": harness["docker_host"],
+        "BERTH_TOKENS": _token_entries(),
+        "BERTH_DATA_DIR": str(tmp_path / "data"),
+        "BERTH_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def app(config):
+    app = create_app(config)
+    yield app
+    app.extensions["berth.engines"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def offline_app(tmp_path):
+    """An app whose engine does not exist, for tests that need no engine."""
+    app = create_app(
+        {
+            "DOCKER_HOST": f"unix://{tmp_path}/missing.sock",
+            "BERTH_TOKENS": _token_entries(),
+            "BERTH_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+    return app
+
+
+@pytest.fixture
+def offline_client(offline_app):
+    return offline_app.test_client()
+
+
+def auth(scope: str = "admin") -> dict[str, str]:
+    """Authorization headers for a token holding exactly ``scope``."""
+    return {"Authorization": f"Bearer {TOKENS[scope]}"}
+
+
+@pytest.fixture
+def headers():
+    return auth

@@ -1,0 +1,1 @@
+"""Helpers the tests share: the harness state, image builders, a search index."""
