@@ -73,5 +73,8 @@ def init_request_logging(app: Flask) -> None:
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             access_log.info("request", extra={"berth": fields})
 
-        response.call_on_close(_log)
+        if response.is_streamed:
+            response.call_on_close(_log)
+        else:
+            _log()
         return response

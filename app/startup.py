@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from app.auth import ensure_bootstrap_token, load_token_entries
+from app.auth import ensure_bootstrap_token
 from app.config import docker_environment, load_config
 from app.engine import Engine
 from app.errors import BerthError
@@ -26,7 +26,7 @@ def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
             "WARNING: BERTH_AUTH=disabled - anyone who reaches this port has root on the host.",
             file=out,
         )
-    elif not load_token_entries(config):
+    elif config.get("BERTH_TOKENS") is None and not config.get("BERTH_TOKENS_FILE"):
         token, path = ensure_bootstrap_token(config)
         if token:
             print(f"Created an admin token (stored in {path}, mode 0600):", file=out)
