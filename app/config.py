@@ -63,10 +63,12 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_INSECURE_REGISTRIES": [],
     "BERTH_REGISTRY_TIMEOUT": 30.0,
     "BERTH_JOB_RETENTION_SECONDS": 7 * 24 * 3600,
+    "BERTH_ENGINES": None,
 }
 
 _PARSERS = {
     "BERTH_TOKENS": lambda n, v: _json(n, v),
+    "BERTH_ENGINES": lambda n, v: _json(n, v),
     "BERTH_ENGINE_TIMEOUT": _float,
     "BERTH_REGISTRY_TIMEOUT": _float,
     "BERTH_MAX_JSON_BYTES": lambda n, v: _int(n, v, 1),

@@ -96,6 +96,10 @@ class ContainerNotFound(NotFound):
     code, title = "CONTAINER_NOT_FOUND", "Container not found"
 
 
+class EngineNotFound(NotFound):
+    code, title = "ENGINE_NOT_FOUND", "Engine not found"
+
+
 class Conflict(BerthError):
     status, code, title = 409, "CONFLICT", "Conflict"
 

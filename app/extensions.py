@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 
-from app.engine import DEFAULT_ENGINE, Engine, EnginePool
+from app.engine import Engine, EnginePool
 
 
 def engine_pool() -> EnginePool:
     return current_app.extensions["berth.engines"]
 
 
-def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
-    """The engine named ``name`` (created on first use, once per process)."""
+def get_engine(name: str | None = None) -> Engine:
+    """The engine named ``name``, else the request's ``?engine=``, else the default one.
+
+    Created on first use, once per process. ``@operation`` has already checked that the engine
+    exists and that the caller's token may use it.
+    """
+    if name is None and has_request_context():
+        name = g.get("engine_name")
     return engine_pool().get(name)

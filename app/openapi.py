@@ -49,6 +49,16 @@ sub-resource name (`history`, `layers`, `tags`, `archive`, `push`) is addressed 
 tag (`/v1/images/team/history:latest`) or by id."""
 
 
+ENGINE_PARAMETER = {
+    "name": "engine",
+    "in": "query",
+    "required": False,
+    "description": "Engine to act on (a name from BERTH_ENGINES; default `local`). "
+    "Unknown: 404 ENGINE_NOT_FOUND; not allowed for the token: 403 ENGINE_FORBIDDEN.",
+    "schema": {"type": "string"},
+}
+
+
 def _schema_name_resolver(schema: Any) -> str:
     cls = schema if inspect.isclass(schema) else type(schema)
     name = cls.__name__
@@ -88,6 +98,8 @@ def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]
         }
         for name in path_args
     ]
+    if doc.engine:
+        parameters.append(ENGINE_PARAMETER)
     if doc.query is not None:
         parameters.append({"in": "query", "schema": doc.query})
     for name, header in doc.headers.items():
@@ -119,8 +131,10 @@ def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]
     else:
         op["security"] = [{"bearerAuth": [doc.scope]}]
         errors |= {401, 403}
-    if doc.query is not None or doc.body is not None or path_args:
+    if doc.query is not None or doc.body is not None or path_args or doc.engine:
         errors.add(400)
+    if doc.engine:
+        errors.add(404)
     if doc.body is not None:
         errors |= {413, 415}
     if doc.engine:

@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from app.auth import scope as declare_scope
-from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    EngineNotFound,
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 JSON_MIME = "application/json"
+ENGINE_PARAM = "engine"
 
 
 @dataclass
@@ -82,12 +89,14 @@ def operation(
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if engine:
+                select_engine()
             if query is not None:
                 kwargs["query"] = load_query(query)
-            elif request.args:
+            elif [name for name in request.args if name != ENGINE_PARAM]:
                 raise ValidationFailed(
-                    "This operation takes no query parameters.",
-                    errors={name: ["Unknown field."] for name in request.args},
+                    "This operation takes no such query parameters.",
+                    errors={n: ["Unknown field."] for n in request.args if n != ENGINE_PARAM},
                 )
             if body is not None:
                 kwargs["body"] = load_json_body(body)
@@ -100,10 +109,30 @@ def operation(
     return decorate
 
 
+def select_engine() -> None:
+    """Resolve ``?engine=`` (default: the pool's default) into ``g.engine_name``, or refuse it."""
+    values = request.args.getlist(ENGINE_PARAM)
+    if len(values) > 1:
+        raise ValidationFailed(
+            "Query parameter 'engine' is given more than once.",
+            errors={ENGINE_PARAM: ["Give this parameter once."]},
+        )
+    pool = current_app.extensions["berth.engines"]
+    name = values[0] if values else pool.default
+    if name not in pool:
+        raise EngineNotFound(f"No engine named '{name}' is configured.", engine=name)
+    principal = g.get("principal")
+    if principal is not None and not principal.allows_engine(name):
+        raise Forbidden(f"This token may not use the engine '{name}'.", code="ENGINE_FORBIDDEN")
+    g.engine_name = name
+
+
 def load_query(schema: ma.Schema) -> dict[str, Any]:
     """Query string → dict; list fields take repeats, other fields refuse them."""
     data: dict[str, Any] = {}
     for name in request.args:
+        if name == ENGINE_PARAM:
+            continue
         values = request.args.getlist(name)
         field_obj = schema.fields.get(name)
         if isinstance(field_obj, ma.fields.List):

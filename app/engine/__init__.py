@@ -7,15 +7,15 @@ process and reached through ``app.extensions``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from app.engine.base import EngineConnection
 from app.engine.containers import ContainersMixin
 from app.engine.images import ImagesMixin
+from app.engine.pool import DEFAULT_ENGINE, EnginePool, engine_environments
 from app.engine.system import SystemMixin
 
-DEFAULT_ENGINE = "local"
+__all__ = ["DEFAULT_ENGINE", "Engine", "EnginePool", "pool_from_config"]
 
 
 class Engine(ImagesMixin, ContainersMixin, SystemMixin):
@@ -29,36 +29,7 @@ class Engine(ImagesMixin, ContainersMixin, SystemMixin):
         self.connection.close()
 
 
-class EnginePool:
-    """Engines by name, each created on first use."""
-
-    def __init__(self, engines: dict[str, dict[str, str]], timeout: float) -> None:
-        self._specs = engines
-        self._timeout = timeout
-        self._engines: dict[str, Engine] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._specs)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._specs
-
-    def get(self, name: str = DEFAULT_ENGINE) -> Engine:
-        engine = self._engines.get(name)
-        if engine is None:
-            with self._lock:
-                engine = self._engines.get(name)
-                if engine is None:
-                    engine = Engine(name, self._specs[name], self._timeout)
-                    self._engines[name] = engine
-        return engine
-
-    def close(self) -> None:
-        for engine in list(self._engines.values()):
-            engine.close()
-
-
 def pool_from_config(config: dict[str, Any], docker_env: dict[str, str]) -> EnginePool:
-    return EnginePool({DEFAULT_ENGINE: docker_env}, config["BERTH_ENGINE_TIMEOUT"])
+    """The pool for ``BERTH_ENGINES`` (or the single ``local`` engine from DOCKER_HOST)."""
+    environments = engine_environments(config.get("BERTH_ENGINES"), docker_env)
+    return EnginePool(environments, config["BERTH_ENGINE_TIMEOUT"], Engine)

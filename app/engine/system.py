@@ -21,3 +21,7 @@ class SystemMixin:
             "os": raw.get("Os", ""),
             "arch": raw.get("Arch", ""),
         }
+
+    def image_count(self) -> int:
+        with translate():
+            return len(self.connection.api.images(quiet=True))

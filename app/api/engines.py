@@ -1,0 +1,25 @@
+"""The engines Berth fronts (``BERTH_ENGINES``), as the caller's token may see them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from app.api.operation import operation
+from app.extensions import engine_pool
+from app.schemas import engines as schemas
+from app.services.fleet import probe_engines
+
+bp = Blueprint("engines", __name__)
+
+
+@bp.get("/engines")
+@operation(scope="read", tags=["engines"], response=schemas.engine_list, engine=False)
+def list_engines():
+    """List engines with reachability, version and image count.
+
+    Only the engines the token may use are listed; engines are probed in parallel and one that
+    does not answer within 5 s is reported unreachable without delaying the others.
+    """
+    pool = engine_pool()
+    names = [name for name in pool.names if g.principal.allows_engine(name)]
+    return {"default": pool.default, "engines": probe_engines(pool, names)}
