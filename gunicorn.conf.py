@@ -7,6 +7,13 @@ gevent would), and measured at least as fast on a 2-core machine (see README, "P
 """
 
 import os
+import shutil
+import tempfile
+
+# Metrics from every worker are aggregated at scrape time (prometheus_client multiprocess mode);
+# the directory must exist before any worker imports the app, and is removed at exit.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="berth-metrics-")
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
@@ -25,3 +32,13 @@ def on_starting(server):
     from app.startup import announce
 
     announce(bind)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)

@@ -12,11 +12,14 @@ from typing import Any
 from flask import Flask
 
 from app.api import BLUEPRINTS
+from app.api.metrics import bp as metrics_bp
+from app.audit import AuditLog
 from app.auth import init_auth
 from app.config import DEFAULTS, docker_environment, load_config, validate_config
 from app.engine import pool_from_config
 from app.errors import register_error_handlers
 from app.logs import configure_logging, init_request_logging
+from app.metrics import ByteCountingMiddleware
 from app.openapi import init_openapi
 
 __version__ = "0.1.0"
@@ -34,8 +37,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_request_logging(app)
     init_auth(app)
     app.extensions["berth.engines"] = pool_from_config(app.config, docker_environment(app.config))
+    app.extensions["berth.audit"] = AuditLog(app.config["BERTH_DATA_DIR"])
+    app.extensions["berth.metrics_collectors"] = []
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/v1")
+    app.register_blueprint(metrics_bp)
+    app.wsgi_app = ByteCountingMiddleware(app.wsgi_app)
     register_error_handlers(app)
     init_openapi(app, __version__)
     return app

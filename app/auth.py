@@ -24,8 +24,9 @@ from flask import Flask, current_app, g, request
 
 from app.errors import Forbidden, Unauthorized
 
-SCOPES = ("read", "write", "delete", "push", "admin")
+SCOPES = ("read", "write", "delete", "push", "metrics", "admin")
 PUBLIC = "public"
+ANY_TOKEN = "token"  # any valid token, whatever its scopes (e.g. to follow its own jobs)
 # Endpoints registered by flasgger (docs UI, its static files) are public by design.
 PUBLIC_ENDPOINT_PREFIXES = ("flasgger.",)
 BOOTSTRAP_TOKENS = "tokens.json"
@@ -49,7 +50,7 @@ class Principal:
     engines: tuple[str, ...] = field(default=("*",))
 
     def allows(self, needed: str) -> bool:
-        return "admin" in self.scopes or needed in self.scopes
+        return needed == ANY_TOKEN or "admin" in self.scopes or needed in self.scopes
 
     def allows_engine(self, engine: str) -> bool:
         return any(fnmatchcase(engine, pattern) for pattern in self.engines)
@@ -64,7 +65,7 @@ ANONYMOUS = Principal("anonymous", frozenset(SCOPES))
 
 def scope(needed: str) -> Callable[[F], F]:
     """Declare the scope a view needs (``PUBLIC`` for none). Checked before the view runs."""
-    if needed not in SCOPES and needed != PUBLIC:
+    if needed not in SCOPES and needed not in (PUBLIC, ANY_TOKEN):
         raise ValueError(f"unknown scope {needed!r}")
 
     def decorate(view: F) -> F:
@@ -74,11 +75,25 @@ def scope(needed: str) -> Callable[[F], F]:
     return decorate
 
 
+def public_if(config_key: str) -> Callable[[F], F]:
+    """Make a view public when the boolean setting ``config_key`` is true (e.g. /metrics)."""
+
+    def decorate(view: F) -> F:
+        view.berth_public_if = config_key  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def declared_scope(app: Flask, endpoint: str) -> str | None:
     """The scope a registered endpoint declares, or None when it declares none."""
     if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
         return PUBLIC
-    return getattr(app.view_functions.get(endpoint), "berth_scope", None)
+    view = app.view_functions.get(endpoint)
+    switch = getattr(view, "berth_public_if", None)
+    if switch and app.config.get(switch):
+        return PUBLIC
+    return getattr(view, "berth_scope", None)
 
 
 class TokenStore:

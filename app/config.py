@@ -16,6 +16,15 @@ class ConfigError(ValueError):
     """A configuration variable holds a value Berth cannot use."""
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def _int(name: str, raw: str, minimum: int = 0) -> int:
     try:
         value = int(raw)
@@ -63,18 +72,22 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_INSECURE_REGISTRIES": [],
     "BERTH_REGISTRY_TIMEOUT": 30.0,
     "BERTH_JOB_RETENTION_SECONDS": 7 * 24 * 3600,
+    "BERTH_JOB_CONCURRENCY": 4,
     "BERTH_ENGINES": None,
+    "BERTH_METRICS_PUBLIC": False,
 }
 
 _PARSERS = {
     "BERTH_TOKENS": lambda n, v: _json(n, v),
     "BERTH_ENGINES": lambda n, v: _json(n, v),
+    "BERTH_METRICS_PUBLIC": lambda n, v: _bool(n, v),
     "BERTH_ENGINE_TIMEOUT": _float,
     "BERTH_REGISTRY_TIMEOUT": _float,
     "BERTH_MAX_JSON_BYTES": lambda n, v: _int(n, v, 1),
     "BERTH_MAX_UPLOAD_BYTES": lambda n, v: _int(n, v, 1) if v.strip() else None,
     "BERTH_INSECURE_REGISTRIES": lambda n, v: _list(v),
     "BERTH_JOB_RETENTION_SECONDS": lambda n, v: _int(n, v, 60),
+    "BERTH_JOB_CONCURRENCY": lambda n, v: _int(n, v, 1),
 }
 
 

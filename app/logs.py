@@ -11,6 +11,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from app.metrics import observe_request
+
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("berth.access")
 
@@ -69,6 +71,14 @@ def init_request_logging(app: Flask) -> None:
         started = g.get("started", time.perf_counter())
 
         # For streamed bodies the line is written when the stream ends, with its true duration.
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        observe_request(
+            request.method,
+            rule,
+            response.status_code,
+            None if response.is_streamed else time.perf_counter() - started,
+        )
+
         def _log() -> None:
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             access_log.info("request", extra={"berth": fields})

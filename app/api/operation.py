@@ -18,8 +18,10 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, current_app, g, request
 
+from app.api.auditing import begin_audit, finish_audit, note_audit_target
 from app.auth import scope as declare_scope
 from app.errors import (
+    BerthError,
     EngineNotFound,
     Forbidden,
     PayloadTooLarge,
@@ -67,8 +69,13 @@ def operation(
     extra_responses: dict[int, dict[str, Any]] | None = None,
     response_content: dict[str, Any] | None = None,
     response_headers: dict[str, dict[str, Any]] | None = None,
+    audit: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare and enforce a view's contract; see the module docstring."""
+    """Declare and enforce a view's contract; see the module docstring.
+
+    Every call of a mutating method (not GET) leaves one audit record named ``audit`` (default:
+    the view's name); streamed responses finish theirs when the stream ends.
+    """
     doc = OperationDoc(
         scope=scope,
         tags=list(tags),
@@ -89,19 +96,35 @@ def operation(
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if engine:
-                select_engine()
-            if query is not None:
-                kwargs["query"] = load_query(query)
-            elif [name for name in request.args if name != ENGINE_PARAM]:
-                raise ValidationFailed(
-                    "This operation takes no such query parameters.",
-                    errors={n: ["Unknown field."] for n in request.args if n != ENGINE_PARAM},
-                )
-            if body is not None:
-                kwargs["body"] = load_json_body(body)
-            result = view(*args, **kwargs)
-            return render(result, response, status)
+            audited = request.method != "GET"
+            if audited:
+                begin_audit(audit or view.__name__, kwargs)
+            try:
+                if engine:
+                    select_engine()
+                if query is not None:
+                    kwargs["query"] = load_query(query)
+                elif [name for name in request.args if name != ENGINE_PARAM]:
+                    raise ValidationFailed(
+                        "This operation takes no such query parameters.",
+                        errors={n: ["Unknown field."] for n in request.args if n != ENGINE_PARAM},
+                    )
+                if body is not None:
+                    kwargs["body"] = load_json_body(body)
+                if audited:
+                    note_audit_target(kwargs)
+                rendered = render(view(*args, **kwargs), response, status)
+            except BerthError as e:
+                if audited:
+                    finish_audit(e.status, code=e.code)
+                raise
+            except Exception:
+                if audited:
+                    finish_audit(500, code="INTERNAL")
+                raise
+            if audited and not rendered.is_streamed:
+                finish_audit(rendered.status_code, payload=rendered.get_json(silent=True))
+            return rendered
 
         wrapper.berth_doc = doc  # type: ignore[attr-defined]
         return declare_scope(scope)(wrapper)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Response, g, request, stream_with_context
 from marshmallow import Schema
 
+from app.api.auditing import finish_audit
 from app.errors import BerthError, Internal
 from app.progress import Progress, consume
 
@@ -70,12 +71,18 @@ def run_progress(
             for line in consume(events, progress):
                 yield _line(line)
             progress.raise_for_error()
-            yield _line({"result": schema.dump(finish(progress))})
+            result = schema.dump(finish(progress))
+            finish_audit(status, payload=result)
+            yield _line({"result": result})
         except BerthError as e:
+            finish_audit(e.status, code=e.code)
             yield _line({"error": _problem(e)})
         except Exception:  # the stream has begun: the failure must still end it as a failure
             logging.getLogger("berth.streams").exception("stream failed")
+            finish_audit(500, code="INTERNAL")
             yield _line({"error": _problem(Internal("The operation failed unexpectedly."))})
+        finally:
+            finish_audit(499, code="CLIENT_CLOSED")  # no-op unless the client hung up first
 
     response = Response(stream_with_context(generate()), status=status, mimetype=NDJSON_MIME)
     for name, value in (headers or {}).items():

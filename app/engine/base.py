@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -28,6 +30,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
+from app.metrics import observe_engine_call
 
 log = logging.getLogger("berth.engine")
 
@@ -61,6 +64,7 @@ class EngineConnection:
         # Never let the host user's ~/.docker/config.json credentials leak into registry calls:
         # Berth passes the credentials it was given, and only those.
         client._auth_configs = AuthConfig({})
+        _time_engine_calls(client)
         return client
 
     @property
@@ -87,6 +91,21 @@ class EngineConnection:
                 if client is not None:
                     client.close()
             self._api = self._stream_api = None
+
+
+def _time_engine_calls(client: docker.APIClient) -> None:
+    """Observe every engine HTTP call's latency (to the response headers) in the metrics."""
+    send = client.send
+
+    def timed_send(request, **kwargs):
+        started = time.perf_counter()
+        try:
+            return send(request, **kwargs)
+        finally:
+            path = urlsplit(request.url).path
+            observe_engine_call(request.method, path, time.perf_counter() - started)
+
+    client.send = timed_send
 
 
 def explanation(error: docker.errors.APIError) -> str:

@@ -1,0 +1,40 @@
+"""Audit trail schemas."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class AuditQuerySchema(Schema):
+    since = fields.AwareDateTime(
+        metadata={"description": "RFC 3339 time with offset, e.g. 2026-01-31T12:00:00Z."}
+    )
+    operation = fields.String(
+        validate=validate.Length(max=64),
+        metadata={"description": "Only this operation (e.g. tag_image, delete_image, push)."},
+    )
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+
+
+class AuditRecordSchema(Schema):
+    time = fields.String()
+    request_id = fields.String()
+    token = fields.String(metadata={"description": "The token's name (never the token)."})
+    operation = fields.String()
+    method = fields.String()
+    path = fields.String()
+    engine = fields.String(allow_none=True)
+    target = fields.String(allow_none=True, metadata={"description": "Reference or container."})
+    status = fields.Integer(metadata={"description": "HTTP status the call ended with."})
+    result = fields.String(metadata={"description": "success or failure."})
+    image_ids = fields.List(fields.String())
+    references = fields.List(fields.String())
+    code = fields.String(allow_none=True, metadata={"description": "Error code on failure."})
+
+
+class AuditListSchema(Schema):
+    records = fields.List(fields.Nested(AuditRecordSchema))
+
+
+audit_query = AuditQuerySchema()
+audit_list = AuditListSchema()

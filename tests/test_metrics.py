@@ -1,0 +1,95 @@
+"""Prometheus metrics: scope or public switch, and the series an operator needs."""
+
+import re
+
+import pytest
+
+from app import create_app
+from tests.support.gunicorn import gunicorn_server
+
+
+def _value(text, name, **labels):
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_need_the_metrics_scope(client, headers):
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=headers("read")).status_code == 403
+    response = client.get("/metrics", headers=headers("metrics"))
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+
+
+def test_metrics_can_be_made_public(config):
+    app = create_app({**config, "BERTH_METRICS_PUBLIC": True})
+    assert app.test_client().get("/metrics").status_code == 200
+
+
+def test_requests_latency_engine_calls_and_bytes_are_counted(client, headers, images):
+    _, ref = images.image("true")
+    before = client.get("/metrics", headers=headers("metrics")).get_data(as_text=True)
+    base = (
+        _value(before, "berth_http_requests_total", route="/v1/images/<path:ref>", status="200")
+        or 0
+    )
+    for _ in range(3):
+        assert client.get(f"/v1/images/{ref}", headers=headers("read")).status_code == 200
+    text = client.get("/metrics", headers=headers("metrics")).get_data(as_text=True)
+    assert (
+        _value(
+            text,
+            "berth_http_requests_total",
+            method="GET",
+            route="/v1/images/<path:ref>",
+            status="200",
+        )
+        == base + 3
+    )
+    assert (
+        _value(text, "berth_http_request_duration_seconds_count", route="/v1/images/<path:ref>")
+        >= 3
+    )
+    assert (
+        _value(text, "berth_engine_request_duration_seconds_count", endpoint="/images/{name}/json")
+        >= 3
+    )
+    assert _value(text, "berth_stream_bytes_total", direction="out") > 0
+    assert not re.search(r'endpoint="/images/berth-test', text)  # ids and names are templated
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v1.41/images/busybox:1/json", "/images/{name}/json"),
+        ("/v1.41/images/127.0.0.1:5000/a/b:1/history", "/images/{name}/history"),
+        ("/v1.41/images/json", "/images/json"),
+        ("/v1.41/containers/abc/json", "/containers/{name}/json"),
+        ("/v1.41/images/load", "/images/load"),
+    ],
+)
+def test_engine_paths_are_templated(path, template):
+    from app.metrics import engine_endpoint
+
+    assert engine_endpoint(path) == template
+
+
+def test_metrics_aggregate_every_gunicorn_worker(harness, tmp_path):
+    import requests
+
+    from tests.conftest import TOKENS, _token_entries
+
+    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+    with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
+        auth = {"Authorization": f"Bearer {TOKENS['read']}"}
+        for _ in range(20):
+            requests.get(f"{server.url}/v1/containers", headers=auth, timeout=10)
+        text = requests.get(
+            f"{server.url}/metrics",
+            timeout=10,
+            headers={"Authorization": f"Bearer {TOKENS['metrics']}"},
+        ).text
+        assert _value(text, "berth_http_requests_total", route="/v1/containers", status="200") == 20
