@@ -192,6 +192,16 @@ def save_state(state: State) -> None:
     os.replace(tmp, path)
 
 
+# The private engine reaches loopback registries directly and everything else only through a
+# proxy that does not exist: a pull of "busybox" (Docker Hub) fails at once instead of leaving
+# the machine, whatever a test (or a fuzzer) asks for.
+SINK_PROXY = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost,::1,127.0.0.0/8",
+}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """Environment for children: no proxies (all traffic is loopback)."""
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
@@ -440,7 +450,7 @@ def start_engine(state: State) -> None:
         return
     (directory / "daemon.json").write_text("{}\n")
     logfile = directory / "dockerd.log"
-    pid = spawn(engine_command(directory), logfile)
+    pid = spawn(engine_command(directory), logfile, env=clean_env(**SINK_PROXY))
     state["dockerd_pid"] = pid
     save_state(state)
     wait_until(lambda: engine_ping(state), pid, ENGINE_TIMEOUT, "dockerd", logfile)

@@ -11,6 +11,9 @@ if ! "$PY" scripts/harness.py start --dir "$dir"; then
     echo "The test harness could not start (see above); the engine suite cannot run." >&2
     exit 1
 fi
+# Berth's own registry client (and anything else in the tests) may reach loopback only.
+export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+export NO_PROXY=127.0.0.1,localhost,::1,127.0.0.0/8
 set +e
 BERTH_TEST_HARNESS="$dir/harness.json" "$PY" -m pytest "$@"
 status=$?

@@ -53,11 +53,11 @@ class EngineConnection:
         self._api: docker.APIClient | None = None
         self._stream_api: docker.APIClient | None = None
 
-    def _create(self, timeout: float | None) -> docker.APIClient:
+    def _create(self, timeout: float | None, version: str = "auto") -> docker.APIClient:
         kwargs = docker.utils.kwargs_from_env(environment=self._environment)
         try:
             client = docker.APIClient(
-                version="auto", timeout=timeout, max_pool_size=MAX_POOL_SIZE, **kwargs
+                version=version, timeout=timeout, max_pool_size=MAX_POOL_SIZE, **kwargs
             )
         except docker.errors.DockerException as e:
             raise EngineUnavailable(f"The Docker engine '{self.name}' does not answer.") from e
@@ -80,9 +80,12 @@ class EngineConnection:
     def stream_api(self) -> docker.APIClient:
         """The client for long streams (no read timeout)."""
         if self._stream_api is None:
+            # Negotiate the API version on the metadata client, which has a timeout: a hung
+            # engine then fails fast here instead of hanging the version probe forever.
+            version = self.api.api_version
             with self._lock:
                 if self._stream_api is None:
-                    self._stream_api = self._create(STREAM_TIMEOUT)
+                    self._stream_api = self._create(STREAM_TIMEOUT, version)
         return self._stream_api
 
     def close(self) -> None:
