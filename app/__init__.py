@@ -13,6 +13,7 @@ from flask import Flask
 
 from app.api import BLUEPRINTS
 from app.api.metrics import bp as metrics_bp
+from app.api.paths import image_subresources
 from app.audit import AuditLog
 from app.auth import init_auth
 from app.config import DEFAULTS, docker_environment, load_config, validate_config
@@ -31,6 +32,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_config() if config is None else {**DEFAULTS, **config}
     validate_config(settings)
     app.config.update(settings)
+    # OPTIONS is not part of the API (no CORS); 405 answers list the documented methods only.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
     configure_logging(app.config["BERTH_LOG_LEVEL"])
 
@@ -43,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint, url_prefix="/v1")
     app.register_blueprint(metrics_bp)
     app.wsgi_app = ByteCountingMiddleware(app.wsgi_app)
+    app.extensions["berth.subresources"] = image_subresources(app)
     register_error_handlers(app)
     init_openapi(app, __version__)
     return app

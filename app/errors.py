@@ -11,7 +11,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
@@ -187,7 +187,9 @@ def register_error_handlers(app: Flask) -> None:
         detail = error.description or HTTPStatus(status).description
         headers = {}
         if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(sorted(error.valid_methods))
+            from app.api.paths import allowed_methods  # routing knowledge lives with the API
+
+            headers["Allow"] = ", ".join(allowed_methods(request.path, set(error.valid_methods)))
         return problem_response(BerthError(detail, status=status, code=code, headers=headers))
 
     @app.errorhandler(Exception)

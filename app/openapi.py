@@ -18,6 +18,7 @@ from flask import Flask
 from app.api.operation import OperationDoc
 from app.auth import PUBLIC
 from app.errors import PROBLEM_MIME
+from app.references import CONTAINER_PATTERN, REFERENCE_MAX, REFERENCE_PATTERN
 from app.schemas.common import ProblemSchema
 
 OPENAPI_VERSION = "3.0.3"
@@ -48,6 +49,11 @@ Image references in paths may contain slashes and ports
 sub-resource name (`history`, `layers`, `tags`, `archive`, `push`) is addressed with an explicit
 tag (`/v1/images/team/history:latest`) or by id."""
 
+
+PATH_PARAMETER_SCHEMAS = {
+    "ref": {"type": "string", "pattern": REFERENCE_PATTERN, "maxLength": REFERENCE_MAX},
+    "container": {"type": "string", "pattern": CONTAINER_PATTERN},
+}
 
 ENGINE_PARAMETER = {
     "name": "engine",
@@ -94,7 +100,7 @@ def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]
             "in": "path",
             "required": True,
             "description": doc.path_params.get(name, name),
-            "schema": {"type": "string"},
+            "schema": PATH_PARAMETER_SCHEMAS.get(name, {"type": "string"}),
         }
         for name in path_args
     ]

@@ -20,17 +20,31 @@ from dataclasses import dataclass
 from app.errors import InvalidReference
 
 NAME_MAX = 255
-REFERENCE_MAX = 512
+REFERENCE_MAX = 255  # the whole reference; distribution limits the name to 255
 
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*$")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(
     rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$"
 )
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# The grammar allows any algorithm; the engine knows sha256, sha384 and sha512 (lowercase hex).
+_DIGEST_RE = r"(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})"
+_DIGEST = re.compile(rf"^{_DIGEST_RE}$")
 _IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{64}$")
 DEFAULT_DOMAIN = "docker.io"
+
+# The same grammar as one regular expression, for the OpenAPI document (IPv6 hosts left out).
+# A first component followed by "/" is a registry host when it has "." or ":" (as the parser
+# decides), so a path-like first component there may not contain ".".
+_PATH_RE = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_FIRST_PATH_RE = r"[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*"
+_HOST_RE = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_NAME_RE = rf"(?:(?:{_HOST_RE}|{_FIRST_PATH_RE})(?:/{_PATH_RE})+|{_PATH_RE})"
+_TAG_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+NAME_PATTERN = rf"^{_NAME_RE}$"
+TAG_PATTERN = rf"^{_TAG_RE}$"
+REFERENCE_PATTERN = rf"^{_NAME_RE}(?::{_TAG_RE})?(?:@{_DIGEST_RE})?$"
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ def parse_reference(text: str) -> Reference:
     remainder, _, digest = text.partition("@")
     if "@" in text and not _DIGEST.match(digest):
         raise InvalidReference(
-            f"'{digest}' is not a valid digest (expected algorithm:hex, e.g. sha256:<64 hex>)."
+            f"'{digest}' is not a valid digest (sha256:<64 hex>, sha384:<96> or sha512:<128>)."
         )
     tag = None
     last_slash = remainder.rfind("/")
@@ -120,6 +134,18 @@ def parse_reference(text: str) -> Reference:
     return Reference(domain, path, tag, digest or None)
 
 
+def is_bare_name(text: str) -> bool:
+    """True for a reference without tag or digest (an id is not bare)."""
+    if is_image_id(text):
+        return False
+    ref = parse_reference(text)
+    return ref.tag is None and ref.digest is None
+
+
+def last_path_component(text: str) -> str:
+    return parse_reference(text).path.rsplit("/", 1)[-1]
+
+
 def validate_image_ref(text: str) -> str:
     """Accept an image id or a reference; return it unchanged (the engine resolves it)."""
     if is_image_id(text):
@@ -136,6 +162,20 @@ def validate_repository(text: str) -> Reference:
     if ref.tag:
         raise InvalidReference("Give the tag in the 'tag' field, not in the repository name.")
     return ref
+
+
+CONTAINER_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$"
+_CONTAINER = re.compile(CONTAINER_PATTERN)
+
+
+def validate_container_ref(text: str) -> str:
+    """A container name or (short) id, as the engine names them; returned unchanged."""
+    if not _CONTAINER.match(text or ""):
+        raise InvalidReference(
+            "A container is named by its id or its name (letters, digits, '_', '.', '-').",
+            code="INVALID_CONTAINER",
+        )
+    return text
 
 
 def archive_filename(text: str) -> str:

@@ -17,6 +17,15 @@ from app.auth import SCOPES
 from tests.support.harness import load_state
 from tests.support.images import image_factory
 
+# Safety net: whatever a test or the fuzzer asks for, this process reaches loopback directly and
+# anything else only through a proxy that does not exist (so nothing leaves the machine).
+for _name, _value in (
+    ("HTTP_PROXY", "http://127.0.0.1:9"),
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("NO_PROXY", "127.0.0.1,localhost,::1,127.0.0.0/8"),
+):
+    os.environ.setdefault(_name, _value)
+
 TOKENS = {name: f"test-{name}-{secrets.token_hex(12)}" for name in SCOPES}
 
 

@@ -41,7 +41,7 @@ def test_valid_references_parse_into_their_parts(text, domain, path, tag, digest
         ("app\x00", "control"),
         ("bad_host_/app", "is not valid"),
         ("-app", "is not valid"),
-        ("x" * 600, "longer than 512"),
+        ("x" * 300, "longer than 255"),
     ],
 )
 def test_invalid_references_say_what_is_wrong(text, says):

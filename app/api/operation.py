@@ -19,6 +19,7 @@ import marshmallow as ma
 from flask import Response, current_app, g, request
 
 from app.api.auditing import begin_audit, finish_audit, note_audit_target
+from app.api.paths import check_path_args
 from app.auth import scope as declare_scope
 from app.errors import (
     BerthError,
@@ -100,6 +101,7 @@ def operation(
             if audited:
                 begin_audit(audit or view.__name__, kwargs)
             try:
+                check_path_args(kwargs)
                 if engine:
                     select_engine()
                 if query is not None:
@@ -209,10 +211,20 @@ def render(result: Any, schema: ma.Schema | None, status: int) -> Any:
     if isinstance(result, tuple):
         result, status, *rest = result
         headers = rest[0] if rest else {}
-    payload = schema.dump(result) if schema is not None else result
-    response = current_app.response_class(
-        json.dumps(payload, separators=(",", ":")) + "\n", status=status, mimetype=JSON_MIME
-    )
+    response = json_response(json_body(result, schema), status)
     for name, value in headers.items():
         response.headers[name] = value
     return response
+
+
+# ``render`` in two steps, so that views answering from the metadata cache (app.api.images) send
+# exactly the bytes ``render`` would, without dumping again.
+def json_body(result: Any, schema: ma.Schema | None) -> bytes:
+    """The JSON body ``render`` sends for ``result``: dumped with ``schema``, compact, newline."""
+    payload = schema.dump(result) if schema is not None else result
+    return (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    """A response carrying a body made by ``json_body``."""
+    return current_app.response_class(body, status=status, mimetype=JSON_MIME)

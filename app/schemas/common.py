@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from app.references import InvalidReference, validate_image_ref, validate_repository
+from app.references import (
+    NAME_PATTERN,
+    REFERENCE_MAX,
+    REFERENCE_PATTERN,
+    TAG_PATTERN,
+    InvalidReference,
+    validate_image_ref,
+    validate_repository,
+)
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details, as every Berth error is sent."""
+    """RFC 9457 problem details, as every Berth error is sent.
+
+    Problems may carry extension members (e.g. ``containers`` on IMAGE_IN_USE), as RFC 9457
+    allows, hence ``INCLUDE``: the document says additional properties may appear.
+    """
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(metadata={"description": "URI of the problem type."})
     title = fields.String(metadata={"description": "Short summary of the problem type."})
@@ -35,20 +50,32 @@ def _check(validator):
     return run
 
 
+def _documented(kwargs: dict, **schema: object) -> dict:
+    """Add JSON-schema keywords (pattern, maxLength) to a field's OpenAPI description."""
+    metadata = {**schema, **kwargs.pop("metadata", {})}
+    return {**kwargs, "metadata": metadata}
+
+
 def ImageRef(**kwargs) -> fields.String:  # noqa: N802 - a field factory, named like a field
     """An image reference or id, checked against the reference grammar."""
-    return fields.String(validate=_check(validate_image_ref), **kwargs)
+    return fields.String(
+        validate=_check(validate_image_ref),
+        **_documented(kwargs, pattern=REFERENCE_PATTERN, maxLength=REFERENCE_MAX),
+    )
 
 
 def Repository(**kwargs) -> fields.String:  # noqa: N802
     """A repository name without tag or digest."""
-    return fields.String(validate=_check(validate_repository), **kwargs)
+    return fields.String(
+        validate=_check(validate_repository),
+        **_documented(kwargs, pattern=NAME_PATTERN, maxLength=REFERENCE_MAX),
+    )
 
 
 def Tag(**kwargs) -> fields.String:  # noqa: N802
     return fields.String(
         validate=validate.Regexp(
-            r"^[\w][\w.-]{0,127}$",
+            TAG_PATTERN,
             error="Not a valid tag (letters, digits, '_', '.', '-'; at most 128 characters).",
         ),
         **kwargs,
