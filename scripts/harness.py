@@ -11,8 +11,10 @@ Subcommands
                                  unmount leftovers under DIR and remove DIR
     stop-registry  --dir DIR --name NAME   stop one registry (open|basic|token)
     start-registry --dir DIR --name NAME   restart it on the same port/storage
-    stop-engine  --dir DIR       stop the private dockerd (fault tests; with running
-                                 containers this takes ~10 s, their default stop timeout)
+    start --engines N            also start N empty engines fleet-1..N (DIR/f1, ...)
+    stop-engine  --dir DIR [--name fleet-N]  stop the private dockerd or a fleet engine
+                                 (fault tests; with running containers this takes ~10 s,
+                                 their default stop timeout)
     start-engine --dir DIR       restart it with the same settings
     env --dir DIR                print `export BERTH_TEST_HARNESS=DIR/harness.json`
 
@@ -32,7 +34,9 @@ DIR/harness.json (the "state") looks like:
                   "service": "berth-registry", "issuer": "berth-test-issuer",
                   "key": DIR/token.key, "cert": DIR/token.crt}
       },
-      "base_image": "berth-test/busybox:latest"
+      "base_image": "berth-test/busybox:latest",
+      "engines": {"fleet-1": {"dir": DIR/f1, "docker_host": "unix://DIR/f1/docker.sock",
+                              "dockerd_pid", "containerd_pid"}, ...}   (start --engines N)
     }
 
 Token registry: the token *issuer* is not run here; tests serve it on
@@ -443,33 +447,41 @@ def find_containerd(dockerd_pid: int) -> int | None:
     return None
 
 
-def start_engine(state: State) -> None:
-    """Start the private dockerd and wait for /_ping; records pids in the state."""
-    directory = Path(state["dir"])
-    if owned_by(state.get("dockerd_pid"), state["dir"]):
+def engine_record(state: State, name: str | None = None) -> dict[str, Any]:
+    """The main engine (``name`` None: the state itself) or a fleet engine's record."""
+    return state if name is None else state["engines"][name]
+
+
+def start_engine(state: State, name: str | None = None) -> None:
+    """Start a private dockerd and wait for /_ping; records pids in the state."""
+    engine = engine_record(state, name)
+    directory = Path(engine["dir"])
+    if owned_by(engine.get("dockerd_pid"), engine["dir"]):
         return
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "daemon.json").write_text("{}\n")
     logfile = directory / "dockerd.log"
     pid = spawn(engine_command(directory), logfile, env=clean_env(**SINK_PROXY))
-    state["dockerd_pid"] = pid
+    engine["dockerd_pid"] = pid
     save_state(state)
-    wait_until(lambda: engine_ping(state), pid, ENGINE_TIMEOUT, "dockerd", logfile)
-    state["containerd_pid"] = find_containerd(pid)
+    wait_until(lambda: engine_ping(engine), pid, ENGINE_TIMEOUT, "dockerd", logfile)
+    engine["containerd_pid"] = find_containerd(pid)
     save_state(state)
 
 
-def stop_engine(state: State) -> None:
-    """Stop dockerd, its containerd and any shim still pointing into DIR."""
-    directory = state["dir"]
-    terminate(state.get("dockerd_pid"), directory, "dockerd")
-    terminate(state.get("containerd_pid"), directory, "containerd")
+def stop_engine(state: State, name: str | None = None) -> None:
+    """Stop a dockerd, its containerd and any shim still pointing into its directory."""
+    engine = engine_record(state, name)
+    directory = engine["dir"]
+    terminate(engine.get("dockerd_pid"), directory, "dockerd")
+    terminate(engine.get("containerd_pid"), directory, "containerd")
     exec_root = os.path.join(directory, "exec") + "/"
     for pid in all_pids():  # containerd shims (they reparent to init) of this engine only
         if exec_root in read_cmdline(pid):
             terminate(pid, exec_root, f"leftover {read_cmdline(pid).split(' ')[0]}", timeout=5)
     Path(directory, "dockerd.pid").unlink(missing_ok=True)
-    state["dockerd_pid"] = None
-    state["containerd_pid"] = None
+    engine["dockerd_pid"] = None
+    engine["containerd_pid"] = None
     save_state(state)
 
 
@@ -764,18 +776,35 @@ def prepare_dir(directory: Path | None) -> Path:
     return directory
 
 
-def start_all(directory: Path | None) -> State:
+def new_fleet(directory: Path, count: int) -> dict[str, Any]:
+    """Records for ``count`` extra engines (fleet-1, ...), each under DIR/fN, started empty."""
+    return {
+        f"fleet-{i}": {
+            "dir": str(directory / f"f{i}"),
+            "docker_host": f"unix://{directory}/f{i}/docker.sock",
+            "dockerd_pid": None,
+            "containerd_pid": None,
+        }
+        for i in range(1, count + 1)
+    }
+
+
+def start_all(directory: Path | None, engines: int = 0) -> State:
     if os.geteuid() != 0:
         raise HarnessError("the harness must run as root (dockerd needs it)")
     ensure_packages()
     directory = prepare_dir(directory)
     state = new_state(directory)
+    state["engines"] = new_fleet(directory, engines)
     Path(state["docker_config"]).mkdir(exist_ok=True)
     save_state(state)
     try:
         make_credentials(state)
         log("starting dockerd")
         start_engine(state)
+        for name in state["engines"]:
+            log(f"starting extra engine {name}")
+            start_engine(state, name)
         state["docker_cli"] = resolve_docker_cli(state)
         save_state(state)
         for name in REGISTRY_NAMES:
@@ -794,6 +823,8 @@ def stop_processes(state: State) -> None:
     for name in REGISTRY_NAMES:
         if name in state.get("registries", {}):
             stop_registry(state, name)
+    for name in state.get("engines", {}):
+        stop_engine(state, name)
     stop_engine(state)
 
 
@@ -854,11 +885,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         if name.endswith("-registry"):
             p.add_argument("--name", required=True, choices=REGISTRY_NAMES)
+        if name.endswith("-engine"):
+            p.add_argument("--name", help="a fleet engine (fleet-N); default: the main engine")
+        if name == "start":
+            p.add_argument(
+                "--engines", type=int, default=0, help="extra empty engines fleet-1..N to start"
+            )
     args = parser.parse_args(argv)
 
     try:
         if args.command == "start":
-            state = start_all(args.dir)
+            state = start_all(args.dir, args.engines)
             log(f"ready; export BERTH_TEST_HARNESS={state_path(state['dir'])}")
             print(state["dir"])
         elif args.command == "stop":
@@ -869,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
             state = load_state(args.dir)
             action = {"stop-engine": stop_engine, "start-engine": start_engine}.get(args.command)
             if action:
-                action(state)
+                action(state, args.name)
             elif args.command == "stop-registry":
                 stop_registry(state, args.name)
             else:
