@@ -1,0 +1,78 @@
+"""Push an image to a registry: ``POST /v1/images/{ref}/push``.
+
+A push answers 200 only when the registry accepted the manifest; every failure is a real status
+(403 REGISTRY_AUTH_FAILED, 404, 502 REGISTRY_UNREACHABLE / REGISTRY_ERROR), also at the end of
+an NDJSON progress stream, and also in a job's record with ``Prefer: respond-async``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from app.api.images import REF
+from app.api.jobs import ACCEPTED_RESPONSE, PREFER_HEADER, start_job, wants_async
+from app.api.operation import operation
+from app.api.registries import REGISTRY_AUTH_HEADER, REGISTRY_RESPONSES, registry_client
+from app.api.streaming import NDJSON_DOC, run_progress
+from app.credentials import resolve_auth
+from app.errors import BerthError
+from app.extensions import get_engine
+from app.jobs import JobContext
+from app.progress import Progress
+from app.references import validate_image_ref
+from app.registry_auth import HEADER as AUTH_HEADER
+from app.schemas import push as schemas
+from app.services import push as service
+
+bp = Blueprint("push", __name__)
+
+VERIFY_TIMEOUT = 10.0
+
+
+@bp.post("/images/<path:ref>/push")
+@operation(
+    scope="push",
+    tags=["images"],
+    body=schemas.push_request,
+    response=schemas.push_result,
+    errors=(400, 403, 404, 502),
+    path_params=REF,
+    headers={**REGISTRY_AUTH_HEADER, **PREFER_HEADER},
+    response_content={
+        "application/json": {"schema": schemas.push_result},
+        "application/x-ndjson": NDJSON_DOC,
+    },
+    extra_responses={**ACCEPTED_RESPONSE, **REGISTRY_RESPONSES},
+)
+def push_image(ref, body):
+    """Push an image to a registry (`docker push`), optionally tagging it as `target` first.
+
+    200 only when the registry accepted the manifest; `digest` is the one the registry serves for
+    the tag. Credentials: `X-Registry-Auth`, else BERTH_REGISTRY_AUTH_FILE. With
+    `Accept: application/x-ndjson` progress streams as it happens and the last line is the
+    result or the error; with `Prefer: respond-async` the push runs as a job (202).
+    """
+    plan = service.plan_push(validate_image_ref(ref), body.get("target"))
+    auth = resolve_auth(plan.registry, request.headers.get(AUTH_HEADER))
+    try:
+        verifier = registry_client(plan.registry, auth, resolve=False, timeout=VERIFY_TIMEOUT)
+    except BerthError:
+        verifier = None  # a registry name the v2 client cannot address; the engine's word only
+    engine = get_engine()
+    image_id = service.prepare(engine, plan)
+
+    if wants_async():
+
+        def run(ctx: JobContext) -> dict:
+            events = engine.push_stream(plan.repository, plan.tag, auth)
+            progress = ctx.follow(events, Progress())
+            return schemas.push_result.dump(service.outcome(plan, image_id, progress, verifier))
+
+        return start_job("push", str(plan.reference), run)
+
+    events = engine.push_stream(plan.repository, plan.tag, auth)
+    return run_progress(
+        events,
+        lambda progress: service.outcome(plan, image_id, progress, verifier),
+        schemas.push_result,
+    )

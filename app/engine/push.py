@@ -1,0 +1,35 @@
+"""Push: start the engine's push of one tag and hand back its progress stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.engine.base import EngineConnection, translate
+from app.engine.streams import EngineStream
+from app.registry_auth import encode_registry_auth
+
+
+class PushMixin:
+    connection: EngineConnection
+
+    def push_stream(
+        self, repository: str, tag: str, auth: dict[str, Any] | None = None
+    ) -> EngineStream:
+        """Start pushing ``repository:tag``; the engine's events, abortable from any thread.
+
+        ``auth`` (engine AuthConfig fields) goes only into the ``X-Registry-Auth`` header of
+        this one call. The engine reports registry failures inside the stream: read it with
+        ``app.progress.Progress``.
+        """
+        api = self.connection.stream_api
+        headers = {"X-Registry-Auth": encode_registry_auth(auth or {})}
+        with translate("image", f"{repository}:{tag}"):
+            response = api._post_json(
+                api._url("/images/{0}/push", repository),
+                None,
+                headers=headers,
+                stream=True,
+                params={"tag": tag},
+            )
+            api._raise_for_status(response)
+        return EngineStream(api, response)

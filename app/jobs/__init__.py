@@ -1,0 +1,45 @@
+"""Jobs: long operations (pull, push, load) run in the background and reported by any worker.
+
+    runner = get_runner()
+    job = runner.submit("push", principal.name, "registry:5000/app:1.0", run)
+
+``run(ctx: JobContext) -> dict`` does the work: it reads the engine's progress stream with
+``ctx.follow(events, Progress())`` (which records progress and honours cancellation) and returns
+the result document, or raises a BerthError whose problem document becomes the job's ``error``.
+Records live in SQLite under ``BERTH_DATA_DIR`` (see ``app.jobs.store``), so every worker process
+answers for every job; jobs left behind by a dead worker are failed with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+from app.jobs.runner import JobCancelled, JobContext, JobRunner
+from app.jobs.store import ACTIVE, STATES, TERMINAL, JobStore
+
+__all__ = [
+    "ACTIVE",
+    "STATES",
+    "TERMINAL",
+    "JobCancelled",
+    "JobContext",
+    "JobRunner",
+    "JobStore",
+    "get_runner",
+]
+
+
+def get_runner() -> JobRunner:
+    """This process's runner for the current app (created on first use, again after a fork)."""
+    from flask import current_app
+
+    runner: JobRunner | None = current_app.extensions.get("berth.jobs")
+    if runner is None or runner.worker.pid != os.getpid():
+        config = current_app.config
+        runner = JobRunner(
+            JobStore.in_dir(config["BERTH_DATA_DIR"]),
+            concurrency=config.get("BERTH_JOB_CONCURRENCY", 4),
+            retention=config["BERTH_JOB_RETENTION_SECONDS"],
+        )
+        current_app.extensions["berth.jobs"] = runner
+    return runner

@@ -1,0 +1,122 @@
+"""Pushing one tag: what to push, doing it, and proving the registry has it.
+
+A push is successful only when the registry accepted the manifest: the engine's stream must end
+with the manifest digest, and where Berth can reach the registry itself, the registry must serve
+that tag. The digest returned is the registry's own (``Docker-Content-Digest``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import (
+    BerthError,
+    ManifestUnknown,
+    RegistryError,
+    ValidationFailed,
+)
+from app.progress import Progress
+from app.references import Reference, is_image_id, parse_reference
+from app.registry_client import RegistryClient, is_docker_hub
+
+log = logging.getLogger("berth.push")
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """``source`` (as the caller named the image) pushed as ``reference`` (always tagged)."""
+
+    source: str
+    reference: Reference
+    retag: bool
+
+    @property
+    def registry(self) -> str:
+        return self.reference.registry
+
+    @property
+    def repository(self) -> str:
+        """The repository as the engine names it."""
+        return self.reference.repository
+
+    @property
+    def tag(self) -> str:
+        assert self.reference.tag is not None
+        return self.reference.tag
+
+    @property
+    def registry_path(self) -> str:
+        """The repository as the registry's API names it."""
+        path = self.reference.path
+        if is_docker_hub(self.registry) and "/" not in path:
+            return f"library/{path}"
+        return path
+
+
+def plan_push(ref: str, target: str | None) -> PushPlan:
+    """Decide what to push; raises 400 errors for what cannot be pushed (no side effects)."""
+    if target:
+        reference = parse_reference(target)
+        if reference.digest:
+            raise ValidationFailed("A push target cannot carry a digest; give a tag.")
+        return PushPlan(ref, reference.with_default_tag(), retag=True)
+    if is_image_id(ref):
+        raise ValidationFailed(
+            "An image id names no repository: give 'target' (e.g. 'registry:5000/team/app:1.0')."
+        )
+    reference = parse_reference(ref)
+    if reference.digest:
+        raise ValidationFailed(
+            "A digest cannot be pushed to: push a tag, or give 'target' to tag the image first."
+        )
+    return PushPlan(ref, reference.with_default_tag(), retag=False)
+
+
+def prepare(engine: Any, plan: PushPlan) -> str:
+    """Check the image exists (404 IMAGE_NOT_FOUND) and tag it as the target; its id."""
+    source = plan.source if plan.retag else str(plan.reference)
+    image_id = engine.inspect_image_raw(source)["Id"]
+    if plan.retag:
+        engine.tag_image(image_id, plan.repository, plan.tag)
+    return image_id
+
+
+def outcome(
+    plan: PushPlan, image_id: str, progress: Progress, verifier: RegistryClient | None
+) -> dict[str, Any]:
+    """The push result, only if the registry accepted the manifest; else a BerthError."""
+    progress.raise_for_error()
+    if not progress.digest:
+        last = progress.messages[-1] if progress.messages else "nothing"
+        raise RegistryError(
+            f"The engine ended the push without a manifest digest (last said: {last}); "
+            "the registry did not confirm the image."
+        )
+    digest = progress.digest
+    if verifier is not None:
+        try:
+            served = verifier.manifest_digest(plan.registry_path, plan.tag)
+        except ManifestUnknown:
+            raise RegistryError(
+                f"The push ended, but {plan.registry} does not serve {plan.registry_path}:"
+                f"{plan.tag}."
+            ) from None
+        except BerthError as e:  # Berth cannot check (unreachable from here, no pull right)
+            log.info("push of %s not verified: %s", plan.reference, e.code)
+        else:
+            if served != digest:
+                log.warning(
+                    "push of %s: the engine reported %s, the registry serves %s",
+                    plan.reference,
+                    digest,
+                    served,
+                )
+            digest = served
+    return {
+        "reference": str(plan.reference),
+        "digest": digest,
+        "size": progress.size,
+        "id": image_id,
+    }
