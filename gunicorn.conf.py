@@ -1,9 +1,22 @@
 """gunicorn settings for Berth (every value can be overridden with GUNICORN_CMD_ARGS).
 
-Worker class: ``gthread``. Archive downloads and uploads hold a request for as long as gigabytes
-take to stream; with sync workers each one would block a whole process. Threads keep serving
-metadata while streams run, need no monkey-patching of docker-py's unix-socket transport (as
-gevent would), and measured at least as fast on a 2-core machine (see README, "Performance").
+Chosen from ``bench/load.py`` runs on a 2-core machine (README, "Load: metadata reads beside a
+read-only engine proxy"):
+
+* Worker class ``gthread``. Archive downloads and uploads hold a request for as long as gigabytes
+  take to stream; a sync worker would be blocked whole by each (and keeps no connection alive).
+  gevent used as much CPU per request but its p99 went to 0.6-0.8 s under load (a greenlet busy
+  with Python work stalls every other one in its worker) and it would monkey-patch docker-py's
+  transport; threads keep serving metadata while streams run.
+* ``workers = 2``: one per core. A worker runs Python on one core at a time (the GIL), so more
+  workers than cores only add memory and context switches.
+* ``threads = 8``: metadata answers come from the in-memory cache, so a request is CPU work under
+  the worker's GIL. CPU per request did not change from 2 to 16 threads (450-500 us), but the
+  tail grew with the number of threads taking turns on one GIL: inspect at 16 connections had
+  a p99 of 25 ms with 4 threads, 67 ms with 8 and 187 ms with 16 in the same minute (a single
+  worker at 8 connections: 8 ms with 2 threads, 14 ms with 4, 26 ms with 16). Each archive
+  transfer holds a thread for its whole length, so 8 per worker (16 requests in flight) leaves
+  room for several transfers beside metadata; raise BERTH_THREADS if many run at once.
 """
 
 import os
@@ -18,7 +31,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("BERTH_THREADS", "16"))
+threads = int(os.environ.get("BERTH_THREADS", "8"))
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
 graceful_timeout = 30

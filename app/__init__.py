@@ -13,7 +13,7 @@ from flask import Flask
 
 from app.api import BLUEPRINTS
 from app.api.metrics import bp as metrics_bp
-from app.api.paths import image_subresources
+from app.api.paths import reserved_image_words
 from app.audit import AuditLog
 from app.auth import init_auth
 from app.config import DEFAULTS, docker_environment, load_config, validate_config
@@ -46,7 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint, url_prefix="/v1")
     app.register_blueprint(metrics_bp)
     app.wsgi_app = ByteCountingMiddleware(app.wsgi_app)
-    app.extensions["berth.subresources"] = image_subresources(app)
+    app.extensions["berth.reserved_image_words"] = reserved_image_words(app)
     register_error_handlers(app)
     init_openapi(app, __version__)
     return app

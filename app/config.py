@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_REGISTRY_TIMEOUT": 30.0,
     "BERTH_JOB_RETENTION_SECONDS": 7 * 24 * 3600,
     "BERTH_JOB_CONCURRENCY": 4,
+    "BERTH_DISTRIBUTION_PARALLELISM": 4,
     "BERTH_ENGINES": None,
     "BERTH_METRICS_PUBLIC": False,
 }
@@ -88,6 +89,7 @@ _PARSERS = {
     "BERTH_INSECURE_REGISTRIES": lambda n, v: _list(v),
     "BERTH_JOB_RETENTION_SECONDS": lambda n, v: _int(n, v, 60),
     "BERTH_JOB_CONCURRENCY": lambda n, v: _int(n, v, 1),
+    "BERTH_DISTRIBUTION_PARALLELISM": lambda n, v: _int(n, v, 1),
 }
 
 

@@ -18,7 +18,13 @@ from flask import Flask
 from app.api.operation import OperationDoc
 from app.auth import PUBLIC
 from app.errors import PROBLEM_MIME
-from app.references import CONTAINER_PATTERN, REFERENCE_MAX, REFERENCE_PATTERN
+from app.references import (
+    CONTAINER_PATTERN,
+    PATH_PATTERN,
+    REFERENCE_MAX,
+    REFERENCE_PATTERN,
+    REGISTRY_PATTERN,
+)
 from app.schemas.common import ProblemSchema
 
 OPENAPI_VERSION = "3.0.3"
@@ -53,6 +59,8 @@ tag (`/v1/images/team/history:latest`) or by id."""
 PATH_PARAMETER_SCHEMAS = {
     "ref": {"type": "string", "pattern": REFERENCE_PATTERN, "maxLength": REFERENCE_MAX},
     "container": {"type": "string", "pattern": CONTAINER_PATTERN},
+    "registry": {"type": "string", "pattern": REGISTRY_PATTERN, "maxLength": 261},
+    "name": {"type": "string", "pattern": PATH_PATTERN, "maxLength": REFERENCE_MAX},
 }
 
 ENGINE_PARAMETER = {

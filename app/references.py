@@ -43,8 +43,20 @@ _HOST_RE = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
 _NAME_RE = rf"(?:(?:{_HOST_RE}|{_FIRST_PATH_RE})(?:/{_PATH_RE})+|{_PATH_RE})"
 _TAG_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 NAME_PATTERN = rf"^{_NAME_RE}$"
+PATH_PATTERN = rf"^{_PATH_RE}(?:/{_PATH_RE})*$"  # a repository inside one registry
+_PORT_RE = (
+    r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_LABEL_RE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+REGISTRY_PATTERN = rf"^{_LABEL_RE}(?:\.{_LABEL_RE})*(?::{_PORT_RE})?$"  # host[:port] (docs)
 TAG_PATTERN = rf"^{_TAG_RE}$"
 REFERENCE_PATTERN = rf"^{_NAME_RE}(?::{_TAG_RE})?(?:@{_DIGEST_RE})?$"
+# A label filter, key or key=value: printable ASCII, no space in the key (same in every regex
+# dialect, so the OpenAPI pattern and the server agree).
+LABEL_FILTER_PATTERN = r"^[!-<>-~]+(?:=[ -~]*)?$"
+# A reference with shell-style wildcards, as the engine's `reference` filter takes it.
+REFERENCE_FILTER_PATTERN = r"^[A-Za-z0-9._/:@*?-]+$"
+TAGGED_NAME_PATTERN = rf"^{_NAME_RE}(?::{_TAG_RE})?$"  # name or name:tag, no digest
 
 
 @dataclass(frozen=True)

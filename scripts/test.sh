@@ -7,7 +7,7 @@ PY=${PY:-.venv/bin/python}
 dir=$(mktemp -d -t berth-harness.XXXXXX)
 stop() { "$PY" scripts/harness.py stop --dir "$dir" >/dev/null 2>&1 || true; }
 trap stop EXIT
-if ! "$PY" scripts/harness.py start --dir "$dir" --engines 2; then
+if ! "$PY" scripts/harness.py start --dir "$dir" --engines 3; then
     echo "The test harness could not start (see above); the engine suite cannot run." >&2
     exit 1
 fi

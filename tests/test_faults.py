@@ -8,6 +8,8 @@ import pytest
 
 from app import create_app
 from tests.support.harness import harness_module
+from tests.support.images import unique
+from tests.support.stall_proxy import StallingProxy
 
 
 @pytest.fixture
@@ -79,3 +81,75 @@ def test_hung_engine_times_out_as_503_within_the_configured_timeout(config, head
         assert client.get("/v1/health").status_code == 200
     finally:
         silent.close()
+
+
+@pytest.fixture
+def open_registry_control(harness):
+    """Stop the open registry in a test; always restarted afterwards."""
+    module = harness_module()
+    state = module.load_state(harness["dir"])
+    yield module, state
+    module.start_registry(state, "open")
+    module.save_state(state)
+
+
+def _push_dies_midway(client, headers, images, registry_control, prefer_async):
+    """Start a push through a stalling proxy, then stop the registry under it."""
+    module, state = registry_control
+    image_id, ref = images.image("dd if=/dev/urandom of=/blob bs=1M count=8 2>/dev/null")
+    host, port = state["registries"]["open"]["address"].split(":")
+    outcome = {}
+    with StallingProxy((host, int(port))) as proxy:
+        target = f"127.0.0.1:{proxy.port}/{unique('midway')}:1"
+        extra = {"Prefer": "respond-async"} if prefer_async else {}
+
+        def push():
+            outcome["response"] = client.post(
+                f"/v1/images/{ref}/push",
+                json={"target": target},
+                headers={**headers("push"), **extra},
+            )
+
+        worker = threading.Thread(target=push)
+        worker.start()
+        if not prefer_async:
+            proxy.wait_stalled(timeout=60)
+        else:
+            worker.join(timeout=30)
+            proxy.wait_stalled(timeout=60)
+        module.stop_registry(state, "open")
+        proxy.stop()  # the registry is gone: every connection to it is cut
+        worker.join(timeout=240)
+    assert not worker.is_alive(), "the push did not end after the registry went away"
+    return image_id, ref, target, outcome["response"]
+
+
+def test_registry_stopped_during_a_push_is_502_and_nothing_local_is_lost(
+    client, headers, images, open_registry_control, docker_client
+):
+    image_id, ref, target, response = _push_dies_midway(
+        client, headers, images, open_registry_control, prefer_async=False
+    )
+    assert response.status_code == 502, response.get_data()[:300]
+    assert response.get_json()["code"] == "REGISTRY_UNREACHABLE"
+    assert docker_client.images.get(ref).id == image_id
+    assert docker_client.images.get(target).id == image_id  # the target tag Berth made stays
+
+
+def test_registry_stopped_during_an_async_push_fails_the_job(
+    client, headers, images, open_registry_control, docker_client
+):
+    image_id, ref, _, accepted = _push_dies_midway(
+        client, headers, images, open_registry_control, prefer_async=True
+    )
+    assert accepted.status_code == 202
+    location = accepted.headers["Location"]
+    deadline = time.monotonic() + 240
+    while True:
+        job = client.get(location, headers=headers("push")).get_json()
+        if job["state"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert job["state"] == "failed"
+    assert job["error"]["code"] == "REGISTRY_UNREACHABLE"
+    assert docker_client.images.get(ref).id == image_id

@@ -1,10 +1,13 @@
 """Path parameters shared by many routes: ``{ref}`` (image) and ``{container}``.
 
 ``@operation`` checks them before any view runs. Because ``{ref}`` may contain slashes,
-``/v1/images/team/history`` could name the image ``team/history`` or the history of ``team``;
-Flask routes it to the history of ``team``. So that no URL is ambiguous, a repository whose last
-path part is a sub-resource name (``history``, ``layers``, ...) must be given with its tag or
-digest everywhere (``team/history:latest``); a bare one is refused with INVALID_REFERENCE.
+``/v1/images/team/history`` could name the image ``team/history`` or the history of ``team``, and
+``/v1/images/pull`` the image ``pull`` or the pull operation. Flask routes each to the more
+specific rule. So that no URL is ambiguous, a repository whose last path part is a sub-resource
+name (``history``, ``layers``, ...) or whose whole name is a word of ``/v1/images/`` (``pull``,
+``prune``, ``import``) must be given with its tag or digest (``team/history:latest``).
+A request that reaches a route with such a bare name is answered as the URL reads: 405 with the
+methods of the resource it names.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
-from app.errors import InvalidReference
+from app.errors import BerthError
 from app.references import (
     is_bare_name,
     is_image_id,
@@ -24,29 +27,51 @@ from app.references import (
 )
 
 _SUFFIX = re.compile(r"^/v1/images/<path:ref>/([^/<]+)")
+_STATIC = re.compile(r"^/v1/images/([^/<]+)$")
 
 
-def image_subresources(app: Flask) -> frozenset[str]:
-    """The words that follow ``/v1/images/<path:ref>/`` in the app's routes."""
-    words = set()
+def reserved_image_words(app: Flask) -> dict[str, frozenset[str]]:
+    """``suffixes``: words after ``/v1/images/<ref>/``; ``names``: static ``/v1/images/<word>``."""
+    suffixes, names = set(), set()
     for rule in app.url_map.iter_rules():
-        match = _SUFFIX.match(rule.rule)
-        if match:
-            words.add(match.group(1))
-    return frozenset(words)
+        if match := _SUFFIX.match(rule.rule):
+            suffixes.add(match.group(1))
+        if match := _STATIC.match(rule.rule):
+            names.add(match.group(1))
+    return {"suffixes": frozenset(suffixes), "names": frozenset(names)}
+
+
+def is_ambiguous(ref: str) -> bool:
+    """A bare name that a URL could also read as a sub-resource or a static operation."""
+    if is_image_id(ref) or not is_bare_name(ref):
+        return False
+    reserved = current_app.extensions["berth.reserved_image_words"]
+    if "/" not in ref:
+        return ref in reserved["names"]
+    return last_path_component(ref) in reserved["suffixes"]
 
 
 def check_ref(ref: str) -> None:
     """Grammar, then the no-ambiguity rule (see the module docstring)."""
     validate_image_ref(ref)
-    if is_image_id(ref) or not is_bare_name(ref):
-        return
-    word = last_path_component(ref)
-    if "/" in ref and word in current_app.extensions["berth.subresources"]:
-        raise InvalidReference(
-            f"'{ref}' ends in '{word}', a sub-resource name: give its tag or digest "
-            f"('{ref}:latest') so the URL is not ambiguous."
+    if is_ambiguous(ref):
+        allowed = allowed_methods(request.path, {"GET", "POST", "PUT", "PATCH", "DELETE"})
+        raise BerthError(
+            f"{request.method} is not an operation of {request.path}. To address the image "
+            f"'{ref}' itself, give its tag or digest ('{ref}:latest').",
+            status=405,
+            code="METHOD_NOT_ALLOWED",
+            headers={"Allow": ", ".join(allowed)},
         )
+
+
+def _check_args(kwargs: dict[str, Any]) -> None:
+    if "ref" in kwargs:
+        validate_image_ref(kwargs["ref"])
+        if is_ambiguous(kwargs["ref"]):
+            raise ValueError("ambiguous reference")
+    if "container" in kwargs:
+        validate_container_ref(kwargs["container"])
 
 
 def check_path_args(kwargs: dict[str, Any]) -> None:
@@ -59,15 +84,15 @@ def check_path_args(kwargs: dict[str, Any]) -> None:
 def allowed_methods(path: str, candidates: set[str]) -> list[str]:
     """The documented methods that really apply to ``path`` (for a 405's ``Allow``).
 
-    A method whose route would read an ambiguous ``{ref}`` out of this path is left out: it
-    would be refused anyway.
+    A method whose route would read an ambiguous or invalid ``{ref}`` out of this path is left
+    out: it would be refused.
     """
     adapter = current_app.url_map.bind("")
     allowed = []
     for method in sorted(candidates - {"HEAD", "OPTIONS"}):
         try:
             _, args = adapter.match(path, method=method)
-            check_path_args(args)
+            _check_args(args)
         except Exception:  # noqa: BLE001 - no match, or an argument that would be refused
             continue
         allowed.append(method)

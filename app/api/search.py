@@ -1,12 +1,15 @@
-"""Search Docker Hub (or any v1 search index) through the engine."""
+"""Search Docker Hub (or any v1 search index) through the engine, or a private registry's
+catalog through its v2 API (what `docker search` cannot do)."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from app.api.operation import operation
+from app.api.registries import REGISTRY_AUTH_HEADER, registry_client
 from app.extensions import get_engine
 from app.schemas import search as schemas
+from app.services.registries import search_catalog
 
 bp = Blueprint("search", __name__)
 
@@ -17,13 +20,24 @@ bp = Blueprint("search", __name__)
     tags=["search"],
     query=schemas.search_query,
     response=schemas.search_results,
-    errors=(502,),
+    errors=(403, 502),
+    headers=REGISTRY_AUTH_HEADER,
 )
 def search(query):
-    """Search images (`docker search`).
+    """Search images (`docker search`), or a private registry's catalog.
 
     The engine asks Docker Hub, or the v1 index named by a `host:port/` prefix of `term`.
+    With `registry=host:port` Berth searches that registry's catalog (v2 API) instead: `term`
+    matches names as a substring or a glob, results have the same shape with the registry in
+    `name` (`host:port/team/app`, pullable as is), no stars and no description. Credentials
+    for it: `X-Registry-Auth`, else BERTH_REGISTRY_AUTH_FILE.
     """
+    if query.get("registry"):
+        with registry_client(query["registry"]) as client:
+            results = search_catalog(
+                client, query["term"], query["limit"], query.get("official"), query.get("min_stars")
+            )
+        return {"results": results}
     results = get_engine().search(
         query["term"], query["limit"], query.get("official"), query.get("min_stars")
     )

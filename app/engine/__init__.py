@@ -9,23 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.engine.archives import ArchivesMixin
 from app.engine.base import EngineConnection
+from app.engine.cache import MetadataCache
 from app.engine.containers import ContainersMixin
+from app.engine.events import EventWatcher
 from app.engine.images import ImagesMixin
+from app.engine.lifecycle import LifecycleMixin
 from app.engine.pool import DEFAULT_ENGINE, EnginePool, engine_environments
+from app.engine.push import PushMixin
 from app.engine.system import SystemMixin
 
 __all__ = ["DEFAULT_ENGINE", "Engine", "EnginePool", "pool_from_config"]
 
 
-class Engine(ImagesMixin, ContainersMixin, SystemMixin):
+class Engine(ImagesMixin, ContainersMixin, SystemMixin, PushMixin, ArchivesMixin, LifecycleMixin):
     """One Docker engine, spoken to through docker-py's low-level API client."""
 
     def __init__(self, name: str, environment: dict[str, str], timeout: float) -> None:
         self.name = name
         self.connection = EngineConnection(name, environment, timeout)
+        # Metadata answers, kept exact by a watcher of this engine's events (started lazily).
+        self.cache = MetadataCache()
+        self.events = EventWatcher(self.connection, self.cache)
 
     def close(self) -> None:
+        self.events.stop()
         self.connection.close()
 
 

@@ -42,6 +42,25 @@ MAX_POOL_SIZE = 32
 _NOT_FOUND = {"image": ImageNotFound, "container": ContainerNotFound}
 
 
+class NoHostCredentials(AuthConfig):
+    """An auth config that holds nothing and that docker-py will not replace.
+
+    docker-py reloads ``~/.docker/config.json`` whenever the client's config is empty (see
+    ``docker.auth.get_config_header``); this one never reads as empty, so a push or pull
+    without credentials from the caller goes to the engine without any.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def is_empty(self) -> bool:
+        return False
+
+
 class EngineConnection:
     """Lazily connected docker-py low-level clients for one engine (thread-safe)."""
 
@@ -63,7 +82,7 @@ class EngineConnection:
             raise EngineUnavailable(f"The Docker engine '{self.name}' does not answer.") from e
         # Never let the host user's ~/.docker/config.json credentials leak into registry calls:
         # Berth passes the credentials it was given, and only those.
-        client._auth_configs = AuthConfig({})
+        client._auth_configs = NoHostCredentials()
         _time_engine_calls(client)
         return client
 

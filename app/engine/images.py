@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from app.engine.base import EngineConnection, rfc3339, translate
+from app.engine.cache import MetadataCache
+from app.engine.events import EventWatcher
 
 
 def _strip_none_tags(tags: list[str] | None) -> list[str]:
@@ -72,6 +74,17 @@ class ImagesMixin:
     """Image reads on one engine connection."""
 
     connection: EngineConnection
+    cache: MetadataCache
+    events: EventWatcher
+
+    def read_cache(self) -> MetadataCache:
+        """This engine's metadata cache, its event watcher started (on first use, per process).
+
+        The cache answers only while the watcher follows the engine's events; see
+        ``app.engine.cache`` for the rules that keep it exact.
+        """
+        self.events.ensure_started()
+        return self.cache
 
     def list_images(
         self,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
+from app.references import LABEL_FILTER_PATTERN, REFERENCE_FILTER_PATTERN, REFERENCE_MAX
 from app.schemas.common import Repository, Tag
 
 _labels = {"keys": fields.String(), "values": fields.String()}
@@ -14,10 +15,21 @@ class ImageListQuerySchema(Schema):
         metadata={"description": "true: only untagged images not used as parents; false: none."}
     )
     reference = fields.String(
-        metadata={"description": "Repository pattern, e.g. 'busybox', 'team/*', 'app:1.*'."}
+        validate=[
+            validate.Length(min=1, max=REFERENCE_MAX),
+            validate.Regexp(
+                REFERENCE_FILTER_PATTERN,
+                error="A reference pattern is a reference with '*' or '?' wildcards.",
+            ),
+        ],
+        metadata={"description": "Repository pattern, e.g. 'busybox', 'team/*', 'app:1.*'."},
     )
     label = fields.List(
-        fields.String(),
+        fields.String(
+            validate=validate.Regexp(
+                LABEL_FILTER_PATTERN, error="A label filter is 'key' or 'key=value'."
+            )
+        ),
         metadata={"description": "'key' or 'key=value'; repeat to require several."},
     )
     all = fields.Boolean(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.references import REGISTRY_PATTERN
+
 
 class SearchQuerySchema(Schema):
     term = fields.String(
@@ -17,6 +19,14 @@ class SearchQuerySchema(Schema):
     official = fields.Boolean(metadata={"description": "Only official (true) or non-official."})
     min_stars = fields.Integer(
         validate=validate.Range(min=0), metadata={"description": "At least."}
+    )
+    registry = fields.String(
+        validate=validate.Length(min=1, max=261),
+        metadata={
+            "description": "Search this private registry's catalog (`host` or `host:port`) "
+            "instead of Docker Hub.",
+            "pattern": REGISTRY_PATTERN,
+        },
     )
 
 
