@@ -105,6 +105,10 @@ class ImagesMixin:
             raw = self.connection.api.images(all=all, filters=filters or None)
             usage = self.container_counts()
         images = [image_summary(item, usage.get(item["Id"], 0)) for item in raw]
+        if dangling:
+            # What a default prune removes: a dangling image a container still uses is kept by
+            # prune, so it is not listed here either (docker images -f dangling=true lists it).
+            images = [i for i in images if i["containers"] == 0]
         images.sort(key=lambda i: (i["created"] or "", i["id"]), reverse=True)
         return images
 

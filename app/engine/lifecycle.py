@@ -498,7 +498,12 @@ class LifecycleMixin:
                 df = self.connection.api.df()
             top = df.get("Images") or []
             totals = usage_from_df(top, int(df.get("LayersSize") or 0))
-            dangling = [i for i in top if not _tags(i.get("RepoTags"))]
+            # As GET /v1/images?dangling=true: untagged and used by no container (df counts them).
+            dangling = [
+                i
+                for i in top
+                if not _tags(i.get("RepoTags")) and int(i.get("Containers") or 0) <= 0
+            ]
             images, containers = self._snapshot(with_layers=True)
             store = ImageStore(images, containers)
             store.prune(True, None, None)

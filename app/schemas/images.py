@@ -12,7 +12,10 @@ _labels = {"keys": fields.String(), "values": fields.String()}
 
 class ImageListQuerySchema(Schema):
     dangling = fields.Boolean(
-        metadata={"description": "true: only untagged images not used as parents; false: none."}
+        metadata={
+            "description": "true: exactly what a default prune would remove (untagged, no "
+            "children, used by no container); false: only tagged images."
+        }
     )
     reference = fields.String(
         validate=[
