@@ -20,6 +20,7 @@ import docker.errors
 import requests.exceptions
 from docker.auth import AuthConfig
 
+from app.archives import engine_reason
 from app.errors import (
     BerthError,
     Conflict,
@@ -131,11 +132,12 @@ def _time_engine_calls(client: docker.APIClient) -> None:
 
 
 def explanation(error: docker.errors.APIError) -> str:
-    """The engine's own message for an API error, without docker-py's URL decoration."""
+    """The engine's own message for an API error, without docker-py's URL decoration and
+    without the host paths it may mention (the engine's data root is no client's business)."""
     text = error.explanation
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return str(text or error).strip()
+    return engine_reason(str(text or error))
 
 
 @contextlib.contextmanager
@@ -167,7 +169,7 @@ def translate(kind: str = "image", target: str | None = None) -> Iterator[None]:
     except requests.exceptions.Timeout as e:
         raise EngineUnavailable("The Docker engine did not answer in time.") from e
     except docker.errors.DockerException as e:
-        raise EngineError(f"Docker engine error: {e}") from e
+        raise EngineError(f"Docker engine error: {engine_reason(str(e))}") from e
 
 
 def _looks_unreachable(message: str) -> bool:
