@@ -33,6 +33,7 @@ from app.archives import (
     engine_reason,
 )
 from app.engine.base import EngineConnection, explanation, translate
+from app.engine.streams import raw_socket
 from app.errors import BerthError, EngineError, ImageNotFound
 from app.progress import error_message
 from app.streams import ReadAhead
@@ -42,13 +43,6 @@ log = logging.getLogger("berth.archives")
 # Bytes read from the engine per chunk of a download; measured in bench/archives.py (README,
 # "Archives: speed and memory"): larger chunks gain nothing, smaller ones cost CPU per byte.
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
-
-
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket under a streamed docker-py response (unix or TCP), if it can be reached."""
-    raw = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None)
-    sock = getattr(raw, "_sock", raw)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 class EngineByteStream:
@@ -64,7 +58,7 @@ class EngineByteStream:
 
     def __init__(self, response: requests.Response, what: str, chunk_size: int) -> None:
         self._response = response
-        self._socket = _socket_of(response)
+        self._socket = raw_socket(response)
         self._what = what
         self._chunk_size = chunk_size
         self._framing = TarFraming()

@@ -33,6 +33,7 @@ import urllib3.exceptions
 
 from app.engine.base import EngineConnection
 from app.engine.cache import MetadataCache
+from app.engine.streams import raw_socket
 from app.errors import BerthError
 
 log = logging.getLogger("berth.engine")
@@ -88,17 +89,6 @@ def changes_metadata(event: dict[str, Any]) -> bool:
     if kind == "container":
         return action not in QUIET_CONTAINER_ACTIONS
     return False
-
-
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket under a streaming docker-py response (unix, tcp or tls), if still open."""
-    try:
-        fp = response.raw._fp.fp  # http.client.HTTPResponse's buffered reader
-        raw = getattr(fp, "raw", None)
-        sock = getattr(raw, "_sock", None) or getattr(raw, "sock", None) or raw
-        return sock if isinstance(sock, socket.socket) else None
-    except AttributeError:
-        return None
 
 
 class _Idle(Exception):
@@ -157,7 +147,7 @@ class EventWatcher:
     def _abort_stream(self) -> None:
         """Wake the thread blocked reading the stream (call with ``_lock`` held)."""
         response = self._response
-        sock = _socket_of(response) if response is not None else None
+        sock = raw_socket(response) if response is not None else None
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

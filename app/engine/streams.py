@@ -24,7 +24,7 @@ from app.errors import EngineError
 log = logging.getLogger("berth.engine")
 
 
-def _raw_socket(response: requests.Response) -> socket.socket | None:
+def raw_socket(response: requests.Response) -> socket.socket | None:
     """The socket under a streaming docker-py response (unix, tcp or tls), if still open."""
     try:
         fp = response.raw._fp.fp  # http.client.HTTPResponse's buffered reader
@@ -71,7 +71,7 @@ class EngineStream:
             if self._closed:
                 return
             self.aborted = True
-            sock = _raw_socket(self._response)
+            sock = raw_socket(self._response)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
