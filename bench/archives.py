@@ -5,9 +5,9 @@ Run by hand, from the repository root, with the project's Python, against an eng
 (the test harness's is the intended one: nothing here touches any other engine or the network
 beyond 127.0.0.1):
 
-    python3 scripts/harness.py start --dir /tmp/berth-bench
-    BERTH_TEST_HARNESS=/tmp/berth-bench/harness.json python bench/archives.py --sizes 1024,2048
-    python3 scripts/harness.py stop --dir /tmp/berth-bench
+    dir=$(mktemp -d); python3 scripts/harness.py start --dir "$dir"
+    BERTH_TEST_HARNESS=$dir/harness.json python bench/archives.py --sizes 1024,2048
+    python3 scripts/harness.py stop --dir "$dir"
 
 (or ``DOCKER_HOST=unix:///path/docker.sock python bench/archives.py --base-image busybox``).
 

@@ -4,9 +4,9 @@
 Run by hand, from the repository root, with the project's Python, against a harness with three
 fleet engines (nothing here touches any other engine, or the network beyond 127.0.0.1):
 
-    python3 scripts/harness.py start --dir /tmp/berth-bench --engines 3
-    BERTH_TEST_HARNESS=/tmp/berth-bench/harness.json python bench/distribute.py
-    python3 scripts/harness.py stop --dir /tmp/berth-bench
+    dir=$(mktemp -d); python3 scripts/harness.py start --dir "$dir" --engines 3
+    BERTH_TEST_HARNESS=$dir/harness.json python bench/distribute.py
+    python3 scripts/harness.py stop --dir "$dir"
 
 Each measurement starts from the same state: a *fresh* image of ``--size-mib`` MiB of random
 data (incompressible, and new to the registry, so every push really uploads it) on the harness
