@@ -1,7 +1,7 @@
 """gunicorn settings for Berth (every value can be overridden with GUNICORN_CMD_ARGS).
 
-Chosen from ``bench/load.py`` runs on a 2-core machine (README, "Load: metadata reads beside a
-read-only engine proxy"):
+Chosen from ``bench/load.py`` runs on a 2-core machine (README, "Performance: fast metadata
+reads that are never stale"):
 
 * Worker class ``gthread``. Archive downloads and uploads hold a request for as long as gigabytes
   take to stream; a sync worker would be blocked whole by each (and keeps no connection alive).
