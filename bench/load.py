@@ -117,6 +117,8 @@ class Target:
     save_path: str
     headers: dict[str, str] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)  # whose CPU serves it (process trees)
+    process: subprocess.Popen | None = None
+    log: Path | None = None
 
 
 def free_port() -> int:
@@ -395,6 +397,9 @@ def measure(
         cpu_before = cpu_seconds(target.pids)
         raw = run_wrk(target, endpoint, connections, duration, script)
         cpu_used = cpu_seconds(target.pids) - cpu_before
+    if target.process is not None and target.process.poll() is not None:
+        tail = target.log.read_text(errors="replace")[-3000:] if target.log else ""
+        raise BenchError(f"{target.name} exited during the run; its log ends with:\n{tail}")
     errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout")}
     return Result(
         target=target.name,
@@ -596,10 +601,14 @@ def main(argv: list[str] | None = None) -> int:
                     },
                     f"/{api}/images/{BIG_IMAGE}/get",
                     pids=[haproxy.pid, *filter(None, [engine_pid(socket_path)])],
+                    process=haproxy,
+                    log=workdir / "haproxy.log",
                 )
             )
         if "berth" in args.targets:
-            gunicorn, berth_port, _ = start_berth(workdir, docker_host, token, args.gunicorn_args)
+            gunicorn, berth_port, berth_log = start_berth(
+                workdir, docker_host, token, args.gunicorn_args
+            )
             processes.append(gunicorn)
             targets.append(
                 Target(
@@ -613,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"/v1/images/{BIG_IMAGE}/archive",
                     {"Authorization": f"Bearer {token}"},
                     pids=[gunicorn.pid],
+                    process=gunicorn,
+                    log=berth_log,
                 )
             )
         script = workdir / "report.lua"
