@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from app.api import BLUEPRINTS
+from app.api.cached_reads import CachedReads
 from app.api.metrics import bp as metrics_bp
 from app.api.paths import reserved_image_words
 from app.audit import AuditLog
@@ -45,7 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/v1")
     app.register_blueprint(metrics_bp)
-    app.wsgi_app = ByteCountingMiddleware(app.wsgi_app)
+    app.wsgi_app = CachedReads(app, ByteCountingMiddleware(app.wsgi_app))
     app.extensions["berth.reserved_image_words"] = reserved_image_words(app)
     register_error_handlers(app)
     init_openapi(app, __version__)

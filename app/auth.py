@@ -220,6 +220,12 @@ def init_auth(app: Flask) -> None:
     app.before_request(_authenticate)
 
 
+def bearer_token(header: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value; "" for anything else."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _authenticate() -> None:
     endpoint = request.endpoint
     if endpoint is None:  # routing failed; the 404/405 follows as problem+json
@@ -232,14 +238,13 @@ def _authenticate() -> None:
         return
     if current_app.config["BERTH_AUTH"] == "disabled":
         return
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not token:
         raise Unauthorized(
             "Send 'Authorization: Bearer <token>'.",
             headers={"WWW-Authenticate": 'Bearer realm="berth"'},
         )
-    principal = current_app.extensions["berth.tokens"].authenticate(token.strip())
+    principal = current_app.extensions["berth.tokens"].authenticate(token)
     if principal is None:
         raise Unauthorized(
             "The bearer token is not valid.",

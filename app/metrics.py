@@ -74,10 +74,36 @@ def observe_engine_call(method: str, path: str, seconds: float) -> None:
     ENGINE_LATENCY.labels(method, engine_endpoint(path)).observe(seconds)
 
 
+_STREAM_OUT = STREAM_BYTES.labels("out")
+
+
+def observe_stream_out(size: int) -> None:
+    """Body bytes sent by a response that does not pass ``ByteCountingMiddleware``."""
+    _STREAM_OUT.inc(size)
+
+
+# labels() takes a lock and builds a key on every call; a request only needs the two children of
+# its (method, route, status), found here with one dict read. Few routes, so the dict stays small.
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(method: str, route: str, status: int, seconds: float | None) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    if method not in _METHODS:  # any token is a method to HTTP; keep the label set bounded
+        method = "OTHER"
+    key = (method, route, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_LATENCY.labels(method, route),
+        )
+        _request_children[key] = children
+    children[0].inc()
     if seconds is not None:
-        HTTP_LATENCY.labels(method, route).observe(seconds)
+        children[1].observe(seconds)
 
 
 class JobsCollector:

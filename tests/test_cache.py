@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import tarfile
 import time
 
+import flask
 import pytest
 import requests
 
+from app import create_app
 from app.engine.cache import MetadataCache
 from app.engine.events import changes_metadata
+from app.metrics import REGISTRY
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import harness_module
@@ -383,3 +387,157 @@ def test_gunicorn_workers_see_changes_within_a_second(harness, tmp_path, images,
         assert statuses(20) == {200}  # these answers are cached by the workers
         docker_client.api.remove_image(ref)
         eventually(lambda: statuses(8) == {404}, what="the deletion in every worker")
+
+
+# ---- hits answered before Flask (app.api.cached_reads) ----
+
+
+@pytest.fixture
+def flask_entries(app):
+    """Paths of the requests that entered Flask (a hit answered before Flask enters none)."""
+    seen: list[str] = []
+
+    def note(sender, **extra):
+        seen.append(flask.request.full_path)
+
+    flask.request_started.connect(note, app)
+    yield seen
+    flask.request_started.disconnect(note, app)
+
+
+def answered_before_flask(client, flask_entries, path, request_headers):
+    """GET ``path`` until one answer comes without entering Flask; (first answer, that one)."""
+    first = client.get(path, headers=request_headers)
+    assert first.status_code == 200, first.get_json()
+    deadline = time.monotonic() + 10
+    while True:
+        entered = len(flask_entries)
+        answer = client.get(path, headers=request_headers)
+        if len(flask_entries) == entered:
+            return first, answer
+        assert time.monotonic() < deadline, f"{path} was never answered before Flask"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("suffix", ["", "/history", "?engine=local", "/history?engine=local"])
+def test_a_hit_is_answered_before_flask_with_flasks_bytes_and_headers(
+    cache, client, headers, images, flask_entries, suffix
+):
+    _, ref = images.image("true")
+    path = f"/v1/images/{ref}{suffix}"
+    first, hit = answered_before_flask(client, flask_entries, path, headers("read"))
+    assert hit.status_code == 200
+    assert hit.get_data() == first.get_data()
+    for name in ("Content-Type", "Content-Length"):
+        assert hit.headers[name] == first.headers[name]
+    assert set(hit.headers.keys()) == set(first.headers.keys())
+    assert hit.headers["X-Request-Id"] != first.headers["X-Request-Id"]
+
+
+def test_a_list_with_filters_is_answered_before_flask(
+    cache, client, headers, images, flask_entries
+):
+    image_id, ref = images.image("true")
+    path = f"/v1/images?reference={ref.split(':')[0]}&all=false"
+    first, hit = answered_before_flask(client, flask_entries, path, headers("read"))
+    assert [image["id"] for image in hit.get_json()["images"]] == [image_id]
+    assert hit.get_data() == first.get_data()
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-token-of-this-service"}, 401),
+        ({"Authorization": f"Basic {TOKENS['read']}"}, 401),
+        ({"Authorization": f"Bearer {TOKENS['push']}"}, 403),
+        ({"Authorization": f"Bearer {TOKENS['write']}"}, 403),
+    ],
+)
+def test_a_cached_answer_is_refused_to_callers_flask_refuses(
+    cache, client, headers, images, flask_entries, request_headers, status
+):
+    _, ref = images.image("true")
+    path = f"/v1/images/{ref}"
+    answered_before_flask(client, flask_entries, path, headers("read"))
+    refused = client.get(path, headers=request_headers)
+    assert refused.status_code == status
+    assert refused.mimetype == "application/problem+json"
+    assert flask_entries[-1] == path + "?"  # the refusal was Flask's own
+
+
+def test_bearer_scheme_is_case_insensitive_before_flask_as_in_flask(
+    cache, client, images, flask_entries
+):
+    _, ref = images.image("true")
+    lower = {"Authorization": f"bearer {TOKENS['read']}"}
+    first, hit = answered_before_flask(client, flask_entries, f"/v1/images/{ref}", lower)
+    assert hit.get_data() == first.get_data()
+
+
+def test_a_query_flask_refuses_is_never_answered_from_the_cache(
+    cache, client, headers, images, flask_entries
+):
+    _, ref = images.image("true")
+    answered_before_flask(client, flask_entries, f"/v1/images/{ref}", headers("read"))
+    for query in ("?engine=local&engine=local", "?engine=", "?bogus=1", "?engine=nope"):
+        entered = len(flask_entries)
+        answer = client.get(f"/v1/images/{ref}{query}", headers=headers("read"))
+        assert answer.status_code in (400, 404), (query, answer.get_json())
+        assert len(flask_entries) == entered + 1
+
+
+def test_a_token_limited_to_other_engines_is_refused_a_cached_answer(
+    harness, config, images, headers
+):
+    config = dict(config)
+    config["BERTH_ENGINES"] = {"local": harness["docker_host"], "staging": harness["docker_host"]}
+    limited = {"name": "staging-reader", "token": "staging-reader-0123456789", "scopes": ["read"]}
+    config["BERTH_TOKENS"] = config["BERTH_TOKENS"] + [{**limited, "engines": ["staging"]}]
+    app = create_app(config)
+    try:
+        client = app.test_client()
+        _, ref = images.image("true")
+        assert client.get("/v1/images", headers=headers("read")).status_code == 200
+        engine = app.extensions["berth.engines"].get()
+        eventually(lambda: engine.cache.live, within=15, what="the event watcher")
+        seen: list[str] = []
+        flask.request_started.connect(lambda sender, **extra: seen.append("flask"), app, weak=False)
+        for path in (f"/v1/images/{ref}", f"/v1/images/{ref}?engine=local"):
+            answered_before_flask(client, seen, path, headers("read"))
+            refused = client.get(path, headers={"Authorization": f"Bearer {limited['token']}"})
+            assert refused.status_code == 403
+            assert refused.get_json()["code"] == "ENGINE_FORBIDDEN"
+    finally:
+        app.extensions["berth.engines"].close()
+
+
+def test_a_hit_before_flask_is_logged_and_counted(cache, client, headers, images, flask_entries):
+    _, ref = images.image("true")
+    path = f"/v1/images/{ref}"
+    answered_before_flask(client, flask_entries, path, headers("read"))
+    lines: list[dict] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.berth)
+    access = logging.getLogger("berth.access")
+    access.addHandler(handler)
+    route = {"method": "GET", "route": "/v1/images/<path:ref>", "status": "200"}
+    before = REGISTRY.get_sample_value("berth_http_requests_total", route) or 0
+    try:
+        entered = len(flask_entries)
+        hit = client.get(path, headers={**headers("read"), "X-Request-Id": "hit-1"})
+    finally:
+        access.removeHandler(handler)
+    assert len(flask_entries) == entered, "answered by Flask: run again"
+    assert hit.headers["X-Request-Id"] == "hit-1"
+    assert len(lines) == 1
+    line = lines[0]
+    assert {k: line[k] for k in ("request_id", "method", "path", "status", "token")} == {
+        "request_id": "hit-1",
+        "method": "GET",
+        "path": path,
+        "status": 200,
+        "token": "read-token",
+    }
+    assert line["duration_ms"] >= 0
+    assert REGISTRY.get_sample_value("berth_http_requests_total", route) == before + 1

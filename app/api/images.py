@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 import marshmallow as ma
-from flask import Blueprint
+from flask import Blueprint, current_app, request
 
+from app.api.cached_reads import CachedAnswer, cache_key
 from app.api.operation import json_body, json_response, operation
+from app.auth import declared_scope
 from app.extensions import get_engine
 from app.references import validate_image_ref
 from app.schemas import images as schemas
@@ -25,35 +27,29 @@ bp = Blueprint("images", __name__)
 REF = {"ref": "Image reference (name, name:tag, host:port/path:tag, name@digest) or id."}
 
 
-def _frozen(value: Any) -> Any:
-    """A hashable form of parsed view arguments (dicts and lists inside)."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def cached(kind: str, schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def cached(schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Answer from the engine's metadata cache; on a miss run the view and keep its JSON body.
 
-    Goes under ``@operation``, so scope, engine choice and query parsing have run; the key is
-    ``kind`` and the view's parsed arguments, in the chosen engine's cache. The cache answers only
-    what it got within the current generation of engine events (``app.engine.cache``), and the
-    body is what ``render`` would send.
+    Goes under ``@operation``, so scope, engine choice and query parsing have run and refused
+    what they refuse. The key is the raw path and query (``app.api.cached_reads``, which answers
+    most hits before Flask), in the chosen engine's cache; the cache answers only what it got
+    within the current generation of engine events (``app.engine.cache``). What is kept is the
+    body ``render`` sends, with the route's scope and rule.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(**kwargs: Any) -> Any:
             cache = get_engine().read_cache()
-            key = (kind, _frozen(kwargs))
-            body = cache.get(key)
-            if body is None:
+            key = cache_key(request.environ)
+            answer = cache.get(key)
+            if answer is None:
                 token = cache.token()  # before the engine is asked: see MetadataCache.put
                 body = json_body(view(**kwargs), schema)
-                cache.put(key, token, body)
-            return json_response(body)
+                scope = declared_scope(current_app, request.endpoint)
+                answer = CachedAnswer(scope=scope, route=request.url_rule.rule, body=body)
+                cache.put(key, token, answer)
+            return json_response(answer.body)
 
         return wrapper
 
@@ -64,7 +60,7 @@ def cached(kind: str, schema: ma.Schema) -> Callable[[Callable[..., Any]], Calla
 @operation(
     scope="read", tags=["images"], query=schemas.image_list_query, response=schemas.image_list
 )
-@cached("list", schemas.image_list)
+@cached(schemas.image_list)
 def list_images(query):
     """List images (`docker images`), newest first."""
     images = get_engine().list_images(
@@ -80,7 +76,7 @@ def list_images(query):
 @operation(
     scope="read", tags=["images"], response=schemas.image_details, errors=(404,), path_params=REF
 )
-@cached("inspect", schemas.image_details)
+@cached(schemas.image_details)
 def inspect_image(ref):
     """Inspect an image: config, size and layers (`docker image inspect`)."""
     return get_engine().inspect_image(validate_image_ref(ref))
@@ -88,7 +84,7 @@ def inspect_image(ref):
 
 @bp.get("/images/<path:ref>/history")
 @operation(scope="read", tags=["images"], response=schemas.history, errors=(404,), path_params=REF)
-@cached("history", schemas.history)
+@cached(schemas.history)
 def image_history(ref):
     """The image's history, newest step first (`docker history`)."""
     return {"history": get_engine().image_history(validate_image_ref(ref))}

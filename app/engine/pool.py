@@ -105,6 +105,10 @@ class EnginePool:
                     self._engines[name] = engine
         return engine
 
+    def existing(self, name: str) -> Any | None:
+        """The engine ``name`` if this process has created it already; never creates one."""
+        return self._engines.get(name)
+
     def close(self) -> None:
         for engine in list(self._engines.values()):
             engine.close()
