@@ -485,6 +485,20 @@ def stop_engine(state: State, name: str | None = None) -> None:
     save_state(state)
 
 
+def kill_engine(state: State, name: str | None = None) -> None:
+    """SIGKILL a dockerd (a crash, not a shutdown), then clean up as stop_engine does."""
+    engine = engine_record(state, name)
+    pid = engine.get("dockerd_pid")
+    if owned_by(pid, engine["dir"]):
+        os.kill(pid, signal.SIGKILL)
+        if not wait_dead(pid, 10):
+            raise HarnessError(f"dockerd (pid {pid}) survived SIGKILL")
+    stop_engine(state, name)
+    # Its containerd, orphaned, may linger as a zombie that nothing reaps; a new dockerd reading
+    # this pid file would take it for a live containerd and wait for it in vain.
+    Path(engine["dir"], "exec", "containerd", "containerd.pid").unlink(missing_ok=True)
+
+
 def resolve_docker_cli(state: State) -> str:
     """The `docker` on PATH if it talks to our engine, else Debian's /usr/bin/docker."""
     candidates = [c for c in (shutil.which("docker"), "/usr/bin/docker") if c]

@@ -1,12 +1,19 @@
 """Faults: an engine that stops, comes back, or hangs; Berth answers in bounded time."""
 
+import io
 import socket
+import tarfile
 import threading
 import time
 
+import docker.errors
 import pytest
+import requests
+import urllib3.exceptions
 
 from app import create_app
+from tests.conftest import TOKENS, _token_entries
+from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import harness_module
 from tests.support.images import unique
 from tests.support.stall_proxy import StallingProxy
@@ -153,3 +160,65 @@ def test_registry_stopped_during_an_async_push_fails_the_job(
     assert job["state"] == "failed"
     assert job["error"]["code"] == "REGISTRY_UNREACHABLE"
     assert docker_client.images.get(ref).id == image_id
+
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def gib_image(docker_client, base_image):
+    """A tagged image whose one layer holds 1 GiB (zeros: quick to write; a save stays 1 GiB)."""
+    repo = unique("berth-gib")
+    container = docker_client.containers.create(
+        base_image, ["sh", "-c", "head -c 1024m /dev/zero > /blob"], network_mode="none"
+    )
+    try:
+        container.start()
+        container.wait(timeout=300)
+        image = container.commit(repository=repo, tag="1")
+    finally:
+        container.remove(force=True)
+    yield f"{repo}:1"
+    try:
+        docker_client.api.remove_image(image.id, force=True)
+    except docker.errors.APIError:
+        pass
+
+
+def test_engine_killed_during_a_1_gib_download_cuts_it_and_the_worker_serves_on(
+    harness, engine_control, gib_image, base_image, tmp_path
+):
+    module, state = engine_control
+    read = {"Authorization": f"Bearer {TOKENS['read']}"}
+    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+    # One worker with one thread: if the cut download held it, nothing else could be served.
+    with gunicorn_server(env, workers=1, threads=1, tokens=_token_entries()) as server:
+        download = requests.get(
+            f"{server.url}/v1/images/{gib_image}/archive", headers=read, stream=True, timeout=300
+        )
+        assert download.status_code == 200
+        assert download.headers.get("Transfer-Encoding") == "chunked"
+        received = len(download.raw.read(16 * 1024 * 1024))
+        assert received == 16 * 1024 * 1024
+        module.kill_engine(state)  # SIGKILL: the engine's end of the stream just vanishes
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # the chunked body breaks off
+            while chunk := download.raw.read(1024 * 1024):
+                received += len(chunk)
+        assert received < GIB  # cut, never ended as if the archive were complete
+        deadline = time.monotonic() + 10
+        while "engine stream failed; response cut" not in server.output:
+            assert time.monotonic() < deadline, "the cut was not logged"
+            time.sleep(0.1)
+
+        # The worker is free at once: without the engine it answers 503, not a hang...
+        down = requests.get(f"{server.url}/v1/images/{base_image}", headers=read, timeout=30)
+        assert down.status_code == 503 and down.json()["code"] == "ENGINE_UNAVAILABLE"
+        # ...and with the engine back it serves downloads again, without a restart.
+        module.start_engine(state)
+        module.save_state(state)
+        again = requests.get(
+            f"{server.url}/v1/images/{base_image}/archive", headers=read, timeout=60
+        )
+        assert again.status_code == 200
+        with tarfile.open(fileobj=io.BytesIO(again.content)) as archive:
+            assert "manifest.json" in archive.getnames()
