@@ -10,13 +10,16 @@ reads that are never stale"):
   transport; threads keep serving metadata while streams run.
 * ``workers = 2``: one per core. A worker runs Python on one core at a time (the GIL), so more
   workers than cores only add memory and context switches.
-* ``threads = 8``: metadata answers come from the in-memory cache, so a request is CPU work under
-  the worker's GIL. CPU per request did not change from 2 to 16 threads (450-500 us), but the
-  tail grew with the number of threads taking turns on one GIL: inspect at 16 connections had
-  a p99 of 25 ms with 4 threads, 67 ms with 8 and 187 ms with 16 in the same minute (a single
-  worker at 8 connections: 8 ms with 2 threads, 14 ms with 4, 26 ms with 16). Each archive
-  transfer holds a thread for its whole length, so 8 per worker (16 requests in flight) leaves
-  room for several transfers beside metadata; raise BERTH_THREADS if many run at once.
+* ``threads = 8``: cached metadata is answered before Flask (``app.api.cached_reads``) in about
+  270 us of CPU per request, most of it gunicorn's own HTTP handling. With 8 threads the
+  inspect throughput was the highest measured (4: about 8% lower, 16: about 13% lower, 20 s
+  runs), and 3 or 4 workers raised the p99 under a running save to 170 ms (more processes than
+  cores). Each archive transfer holds a thread for its whole length, so 8 per worker (16
+  requests in flight) leaves room for several transfers beside metadata; raise BERTH_THREADS if
+  many run at once.
+* No control socket: gunicorn 27 would open one at the same path for every instance of a user
+  (``~/.gunicorn/gunicorn.ctl``), from which workers can be added, removed or reloaded; Berth
+  needs none. Remove ``control_socket_disable`` to manage a server with ``gunicornc``.
 """
 
 import os
@@ -37,6 +40,7 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # Berth writes its own JSON access line per request
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
 
