@@ -105,6 +105,17 @@ def test_cache_serves_nothing_until_the_watcher_opens_it():
     assert cache.get("k") == b"v"
 
 
+def test_hits_and_misses_are_counted_and_a_first_look_counts_no_miss():
+    cache = MetadataCache()
+    cache.open()
+    assert cache.get("k", count_miss=False) is None  # e.g. a route that is never cached
+    assert (cache.hits, cache.misses) == (0, 0)
+    assert cache.get("k") is None
+    cache.put("k", cache.token(), b"v")
+    assert cache.get("k", count_miss=False) == b"v"
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
 def test_a_value_fetched_across_an_invalidation_is_not_kept():
     cache = MetadataCache()
     cache.open()

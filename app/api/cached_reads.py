@@ -66,7 +66,7 @@ class CachedReads:
         engine = pool.existing(engine_name) if engine_name is not None else None
         if engine is None:
             return None
-        answer = engine.cache.get(key)
+        answer = engine.cache.get(key, count_miss=False)  # Flask's view counts real misses
         if answer is None:
             return None
         principal = self._principal(environ, answer.scope)

@@ -55,17 +55,21 @@ class MetadataCache:
     def generation(self) -> int:
         return self._generation
 
-    def get(self, key: Hashable) -> Any | None:
-        """The value stored for ``key`` in this generation, or None (miss, or not live)."""
+    def get(self, key: Hashable, *, count_miss: bool = True) -> Any | None:
+        """The value stored for ``key`` in this generation, or None (miss, or not live).
+
+        ``count_miss=False`` for a caller that looks up keys which may never be stored (a
+        first look before the route is known), so that ``misses`` counts only cacheable reads.
+        """
         if not self._live:
             return None
         if time.monotonic() >= self._expires:
             self._next_generation_if(self._generation)
-            self.misses += 1
+            self.misses += count_miss
             return None
         value = self._entries.get(key)  # one dict read: atomic, no lock needed
         if value is None:
-            self.misses += 1
+            self.misses += count_miss
         else:
             self.hits += 1
         return value
