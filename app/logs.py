@@ -63,7 +63,7 @@ def configure_logging(level: str) -> None:
 
 def request_id_from(given: str) -> str:
     """The client's ``X-Request-Id`` if it is sane, else a new random id."""
-    return given if given and _SANE_REQUEST_ID.match(given) else secrets.token_hex(16)
+    return given if given and _SANE_REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
 
 
 def log_access(

@@ -4,6 +4,7 @@ import pytest
 
 from app import create_app
 from app.auth import PUBLIC, scope
+from app.logs import request_id_from
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 
@@ -144,3 +145,21 @@ def test_insane_request_id_is_replaced(offline_client):
     response = offline_client.get("/v1/health", headers={"X-Request-Id": "bad id\x01" + "x" * 200})
     assert response.headers["X-Request-Id"] != "bad id"
     assert len(response.headers["X-Request-Id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("req-1.a:b_C", True),
+        ("x" * 128, True),
+        ("x" * 129, False),
+        ("req 1", False),
+        ("req-1\n", False),  # never echoed into a response header with its line break
+        ("", False),
+    ],
+)
+def test_a_request_id_is_echoed_only_when_sane(given, kept):
+    made = request_id_from(given)
+    assert (made == given) is kept
+    if not kept:
+        assert len(made) == 32 and int(made, 16) >= 0
