@@ -11,7 +11,6 @@ import subprocess
 import tarfile
 import time
 
-import docker.errors
 import pytest
 import requests
 import urllib3.exceptions
@@ -19,7 +18,7 @@ import urllib3.exceptions
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import harness_module, load_state
-from tests.support.images import unique
+from tests.support.images import blob_image, unique
 
 BIG_MIB = 96
 UPLOAD_LIMIT = 4 * 1024 * 1024
@@ -50,21 +49,8 @@ def image_list(docker_client):
 @pytest.fixture(scope="module")
 def big_image(docker_client, base_image):
     """A tagged image with one layer of random data, BIG_MIB MiB."""
-    repo = unique("berth-big")
-    container = docker_client.containers.create(
-        base_image, ["sh", "-c", f"head -c {BIG_MIB}m /dev/urandom > /blob"], network_mode="none"
-    )
-    try:
-        container.start()
-        container.wait(timeout=120)
-        image = container.commit(repository=repo, tag="1")
-    finally:
-        container.remove(force=True)
-    yield f"{repo}:1"
-    try:
-        docker_client.api.remove_image(image.id, force=True)
-    except docker.errors.APIError:
-        pass
+    with blob_image(docker_client, base_image, BIG_MIB, "/dev/urandom", "berth-big") as ref:
+        yield ref
 
 
 @pytest.fixture(scope="module")

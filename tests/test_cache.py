@@ -8,6 +8,7 @@ show within a second.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -403,17 +404,25 @@ def test_gunicorn_workers_see_changes_within_a_second(harness, tmp_path, images,
 # ---- hits answered before Flask (app.api.cached_reads) ----
 
 
-@pytest.fixture
-def flask_entries(app):
-    """Paths of the requests that entered Flask (a hit answered before Flask enters none)."""
+@contextlib.contextmanager
+def entering_flask(app):
+    """Paths of the requests entering Flask in ``app`` (a hit answered before Flask enters none)."""
     seen: list[str] = []
 
     def note(sender, **extra):
         seen.append(flask.request.full_path)
 
     flask.request_started.connect(note, app)
-    yield seen
-    flask.request_started.disconnect(note, app)
+    try:
+        yield seen
+    finally:
+        flask.request_started.disconnect(note, app)
+
+
+@pytest.fixture
+def flask_entries(app):
+    with entering_flask(app) as seen:
+        yield seen
 
 
 def answered_before_flask(client, flask_entries, path, request_headers):
@@ -512,13 +521,12 @@ def test_a_token_limited_to_other_engines_is_refused_a_cached_answer(
         assert client.get("/v1/images", headers=headers("read")).status_code == 200
         engine = app.extensions["berth.engines"].get()
         eventually(lambda: engine.cache.live, within=15, what="the event watcher")
-        seen: list[str] = []
-        flask.request_started.connect(lambda sender, **extra: seen.append("flask"), app, weak=False)
-        for path in (f"/v1/images/{ref}", f"/v1/images/{ref}?engine=local"):
-            answered_before_flask(client, seen, path, headers("read"))
-            refused = client.get(path, headers={"Authorization": f"Bearer {limited['token']}"})
-            assert refused.status_code == 403
-            assert refused.get_json()["code"] == "ENGINE_FORBIDDEN"
+        with entering_flask(app) as seen:
+            for path in (f"/v1/images/{ref}", f"/v1/images/{ref}?engine=local"):
+                answered_before_flask(client, seen, path, headers("read"))
+                refused = client.get(path, headers={"Authorization": f"Bearer {limited['token']}"})
+                assert refused.status_code == 403
+                assert refused.get_json()["code"] == "ENGINE_FORBIDDEN"
     finally:
         app.extensions["berth.engines"].close()
 

@@ -6,7 +6,6 @@ import tarfile
 import threading
 import time
 
-import docker.errors
 import pytest
 import requests
 import urllib3.exceptions
@@ -15,7 +14,7 @@ from app import create_app
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import harness_module
-from tests.support.images import unique
+from tests.support.images import blob_image, unique
 from tests.support.stall_proxy import StallingProxy
 
 
@@ -167,22 +166,9 @@ GIB = 1024**3
 
 @pytest.fixture
 def gib_image(docker_client, base_image):
-    """A tagged image whose one layer holds 1 GiB (zeros: quick to write; a save stays 1 GiB)."""
-    repo = unique("berth-gib")
-    container = docker_client.containers.create(
-        base_image, ["sh", "-c", "head -c 1024m /dev/zero > /blob"], network_mode="none"
-    )
-    try:
-        container.start()
-        container.wait(timeout=300)
-        image = container.commit(repository=repo, tag="1")
-    finally:
-        container.remove(force=True)
-    yield f"{repo}:1"
-    try:
-        docker_client.api.remove_image(image.id, force=True)
-    except docker.errors.APIError:
-        pass
+    """An image whose one layer holds 1 GiB (zeros: quick to write; a save stays 1 GiB)."""
+    with blob_image(docker_client, base_image, 1024, "/dev/zero", "berth-gib") as ref:
+        yield ref
 
 
 def test_engine_killed_during_a_1_gib_download_cuts_it_and_the_worker_serves_on(

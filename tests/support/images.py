@@ -86,3 +86,28 @@ def image_factory(client: docker.DockerClient, base: str) -> Iterator[ImageFacto
         yield factory
     finally:
         factory.cleanup()
+
+
+@contextmanager
+def blob_image(
+    client: docker.DockerClient, base: str, mib: int, source: str, prefix: str
+) -> Iterator[str]:
+    """A tagged image (``name:1``) whose one layer holds ``mib`` MiB read from ``source``;
+    removed afterwards. Random data keeps every byte of it in an archive; zeros are quicker."""
+    repo = unique(prefix)
+    container = client.containers.create(
+        base, ["sh", "-c", f"head -c {mib}m {source} > /blob"], network_mode="none"
+    )
+    try:
+        container.start()
+        container.wait(timeout=300)
+        image = container.commit(repository=repo, tag="1")
+    finally:
+        container.remove(force=True)
+    try:
+        yield f"{repo}:1"
+    finally:
+        try:
+            client.api.remove_image(image.id, force=True)
+        except docker.errors.APIError:
+            pass
