@@ -103,6 +103,7 @@ _ZERO_BLOCK = bytes(BLOCK)
 # Member types whose size field does not count data blocks (as Go's archive/tar reads them).
 _HEADER_ONLY_TYPES = frozenset(b"123456")
 _PAX_MAX = 1024 * 1024
+_UNBOUNDED = 1 << 62
 
 
 class TarFramingError(ValueError):
@@ -230,6 +231,18 @@ class TarFraming:
         elif typeflag == ord("x") and size <= _PAX_MAX:
             self._pax, self._pax_left = bytearray(), size
         self._skip = size + (-size % BLOCK)
+
+    def unseen(self) -> int:
+        """How many of the next bytes are member data that may pass without being looked at."""
+        if self.unfollowable:
+            return _UNBOUNDED
+        return 0 if self._pax is not None else self._skip
+
+    def skip(self, size: int) -> None:
+        """``size`` bytes (at most ``unseen()``) passed without being looked at."""
+        if not self.unfollowable:
+            self._skip -= size
+        self.offset += size
 
     def finish(self) -> None:
         """The stream ended: raise TarFramingError unless the archive was complete."""

@@ -3,6 +3,7 @@ chunked and curl uploads, and the upload limit, with the engine's connections co
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import json
@@ -73,6 +74,79 @@ def small_archive_removed(docker_client, base_image) -> tuple[str, str, bytes]:
     archive = b"".join(docker_client.api.get_image(f"{repo}:1"))
     docker_client.api.remove_image(image.id, force=True)
     return image.id, f"{repo}:1", archive
+
+
+def sent_lines(output: str) -> list[dict]:
+    """The "stream sent" log records gunicorn's workers wrote (one per download in full)."""
+    records = []
+    for line in output.splitlines():
+        if '"stream sent"' in line:
+            records.append(json.loads(line[line.index("{") :]))
+    return records
+
+
+def bytes_sent_metric(server) -> float:
+    metrics = requests.get(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKENS['metrics']}"}
+    )
+    assert metrics.status_code == 200
+    for line in metrics.text.splitlines():
+        if line.startswith('berth_stream_bytes_total{direction="out"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no berth_stream_bytes_total for out")
+
+
+def test_downloads_are_relayed_byte_for_byte_over_http_1_1_and_1_0(
+    server, big_image, docker_client, base_image
+):
+    expected, big_size = hashlib.sha256(), 0
+    for chunk in docker_client.api.get_image(big_image, chunk_size=1024 * 1024):
+        expected.update(chunk)
+        big_size += len(chunk)
+    small = b"".join(docker_client.api.get_image(base_image))
+    before = len(sent_lines(server.output))
+    bytes_out = bytes_sent_metric(server)
+
+    # Chunked (HTTP/1.1), two downloads on one kept-alive connection: the framing holds.
+    with requests.Session() as session:
+        for ref in (big_image, base_image):
+            got = session.get(f"{server.url}/v1/images/{ref}/archive", headers=READ, timeout=60)
+            assert got.status_code == 200 and got.headers["Transfer-Encoding"] == "chunked"
+            if ref == big_image:
+                assert hashlib.sha256(got.content).hexdigest() == expected.hexdigest()
+            else:
+                assert got.content == small
+    # HTTP/1.0: no chunks; the body ends when the connection closes.
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection._http_vsn, connection._http_vsn_str = 10, "HTTP/1.0"
+    connection.request("GET", f"/v1/images/{base_image}/archive", headers=READ)
+    answer = connection.getresponse()
+    assert answer.status == 200 and answer.version == 10
+    assert "Transfer-Encoding" not in answer.headers
+    assert answer.read() == small
+    connection.close()
+
+    assert wait_for(lambda: len(sent_lines(server.output)) == before + 3, 5)
+    records = sent_lines(server.output)[before:]
+    assert all(r["relayed"] is True and r["stream"] == "save" for r in records)
+    assert sorted(r["bytes"] for r in records) == sorted([len(small), len(small), big_size])
+    # Bytes that never pass through Python are counted all the same.
+    assert bytes_sent_metric(server) - bytes_out >= big_size + 2 * len(small)
+
+
+def test_an_export_is_relayed_byte_for_byte(server, docker_client, base_image):
+    container = docker_client.containers.create(base_image, ["true"], network_mode="none")
+    try:
+        expected = b"".join(docker_client.api.export(container.id))
+        got = requests.get(
+            f"{server.url}/v1/containers/{container.id}/export", headers=READ, timeout=60
+        )
+        assert got.status_code == 200
+        assert got.content == expected
+        assert wait_for(lambda: '"stream": "export"' in server.output, 5)
+    finally:
+        container.remove()
 
 
 def test_client_hanging_up_mid_download_leaves_no_stuck_worker_or_engine_stream(

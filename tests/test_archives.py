@@ -22,7 +22,8 @@ from app.archives import (
     image_archive_name,
     parse_load_messages,
 )
-from app.errors import EngineError, InvalidArchive, PayloadTooLarge
+from app.engine.base import EngineConnection
+from app.errors import EngineError, ImageNotFound, InvalidArchive, PayloadTooLarge
 from app.extensions import get_engine
 from app.streams import ReadAhead
 from app.uploads import UploadStream, complete_tar
@@ -438,6 +439,32 @@ def engine_connections(harness) -> int:
     path = harness["docker_host"].removeprefix("unix://")
     with open("/proc/net/unix") as table:
         return sum(1 for line in table if line.split()[-1:] == [path]) - 1  # minus the listener
+
+
+@pytest.mark.parametrize("through", ["unix socket, HTTP/1.0", "docker-py"])
+def test_downloads_are_the_engines_bytes_on_either_path(
+    app, client, headers, images, docker_client, monkeypatch, through
+):
+    """On the engine's unix socket downloads are asked for in HTTP/1.0; over TCP or TLS they
+    come through docker-py (taken here by hiding the socket path)."""
+    if through == "docker-py":
+        monkeypatch.setattr(EngineConnection, "unix_socket", property(lambda self: None))
+    image_id, ref = images.image("head -c 3000000 /dev/urandom > /blob")
+    saved = client.get(f"/v1/images/{ref}/archive", headers=headers("read"))
+    assert saved.status_code == 200
+    assert saved.data == b"".join(docker_client.api.get_image(ref))
+
+    container = docker_client.containers.create(image_id, ["true"], network_mode="none")
+    try:
+        exported = client.get(f"/v1/containers/{container.id}/export", headers=headers("read"))
+        assert exported.status_code == 200
+        assert exported.data == b"".join(docker_client.api.export(container.id))
+    finally:
+        container.remove()
+    # An image gone between the route's check and the engine's answer: the engine's 404, read
+    # from either path, is IMAGE_NOT_FOUND before any byte.
+    with app.app_context(), pytest.raises(ImageNotFound):
+        get_engine().save_images([f"{unique()}:1"])
 
 
 def test_closing_a_download_early_closes_its_engine_connection(app, harness, images):

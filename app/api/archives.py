@@ -9,7 +9,8 @@ the first byte cuts the download, which then cannot be mistaken for a complete a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from app.archives import (
 from app.changes import validate_changes
 from app.errors import ImageNotFound, InvalidArchive
 from app.extensions import get_engine
+from app.metrics import observe_stream_out
 from app.progress import Progress
 from app.references import is_image_id, parse_reference, validate_image_ref
 from app.schemas import archives as schemas
@@ -39,6 +41,7 @@ from app.uploads import UploadStream, check_archive_mimetype, complete_tar
 
 if TYPE_CHECKING:
     from app.engine import Engine
+    from app.engine.archives import EngineByteStream
 
 bp = Blueprint("archives", __name__)
 
@@ -59,12 +62,49 @@ DISPOSITION = {
 CONTAINER = {"container": "Container name or id."}
 
 
-def _download(open_stream: Callable[[], Iterable[bytes]], filename: str) -> Response:
+class _Relayed:
+    """A download whose bytes go from the engine's socket to the client's inside the kernel.
+
+    gunicorn hands the client's socket to the application (``environ["gunicorn.socket"]``, as
+    WebSocket libraries use it) and sends the status line and headers on the body's first
+    write, even an empty one. The rest is written to the socket by ``relay_to``, in the framing
+    gunicorn chose (chunks for HTTP/1.1; gunicorn writes the last one when the body ends). An
+    engine failure raises before that last chunk, so the response is cut as when iterated.
+    """
+
+    def __init__(self, stream: EngineByteStream, sink: socket.socket, chunked: bool) -> None:
+        self._stream = stream
+        self._sink = sink
+        self._chunked = chunked
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b""
+        self._stream.relay_to(self._sink, chunked=self._chunked, sent=observe_stream_out)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _client_socket() -> socket.socket | None:
+    """The client's plain, blocking TCP socket when the server hands it out (gunicorn does)."""
+    sink = request.environ.get("gunicorn.socket")
+    if type(sink) is not socket.socket or sink.gettimeout() is not None:
+        return None  # another server, TLS (an SSLSocket) or a socket with a timeout
+    return sink
+
+
+def _download(open_stream: Callable[[], EngineByteStream], filename: str) -> Response:
     """A tar download of what ``open_stream`` opens; HEAD checks all but opens nothing."""
     # No stream_with_context: the stream needs no request context, and its own close() (called
     # by the server when the response ends, or when the client leaves mid-way) closes the
     # engine connection, even if the body was never iterated.
-    body = iter(()) if request.method == "HEAD" else open_stream()
+    body: Iterable[bytes] = iter(())
+    if request.method != "HEAD":
+        body = stream = open_stream()
+        sink = _client_socket()
+        if sink is not None and stream.relayable:
+            chunked = request.environ["SERVER_PROTOCOL"] != "HTTP/1.0"
+            body = _Relayed(stream, sink, chunked)
     response = Response(body, mimetype=TAR_MIME)
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response

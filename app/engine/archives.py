@@ -4,7 +4,9 @@ Downloads (``docker save``, ``docker export``) are opened eagerly, so that an en
 raised before the HTTP response starts, and handed out as an ``EngineByteStream``: an iterator
 over the engine's response body, read ahead in a helper thread, whose ``close()`` closes that
 engine connection, whether the body was read to the end, abandoned by a client that went away,
-or never iterated at all.
+or never iterated at all. On the engine's unix socket a download is asked for in HTTP/1.0
+(``raw_get``), so that its unframed body can also be relayed to a client's socket inside the
+kernel (``relay_to``); over TCP, TLS or SSH it comes through docker-py.
 
 Uploads (``docker load``, ``docker import``) take any iterable of byte chunks as the request
 body; docker-py's ``requests`` sends it as it is produced (with the client's Content-Length when
@@ -18,13 +20,16 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import docker
 import docker.errors
 import requests
 
+from app import relay
 from app.archives import (
     TarFraming,
     TarFramingError,
@@ -33,8 +38,10 @@ from app.archives import (
     engine_reason,
 )
 from app.engine.base import EngineConnection, explanation, translate
+from app.engine.raw_get import RawBody, raw_get
 from app.engine.streams import raw_socket
-from app.errors import BerthError, EngineError, ImageNotFound
+from app.errors import BerthError, EngineError, EngineUnavailable, ImageNotFound
+from app.metrics import observe_engine_call
 from app.progress import error_message
 from app.streams import ReadAhead
 
@@ -43,6 +50,20 @@ log = logging.getLogger("berth.archives")
 # Bytes read from the engine per chunk of a download; measured in bench/archives.py (README,
 # "Archives: speed and memory"): larger chunks gain nothing, smaller ones cost CPU per byte.
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+class _ResponseBody:
+    """A docker-py streaming response's body, read as it comes."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.socket = raw_socket(response)
+
+    def read(self, size: int) -> bytes:
+        return self._response.raw.read(size, decode_content=False)
+
+    def close(self) -> None:
+        self._response.close()
 
 
 class EngineByteStream:
@@ -56,9 +77,8 @@ class EngineByteStream:
     server then aborts the response instead of ending it as if the archive were complete.
     """
 
-    def __init__(self, response: requests.Response, what: str, chunk_size: int) -> None:
-        self._response = response
-        self._socket = raw_socket(response)
+    def __init__(self, body: _ResponseBody | RawBody, what: str, chunk_size: int) -> None:
+        self._body = body
         self._what = what
         self._chunk_size = chunk_size
         self._framing = TarFraming()
@@ -66,6 +86,7 @@ class EngineByteStream:
         self._ahead: ReadAhead | None = None
         self._lock = threading.Lock()
         self.sent = 0
+        self.relayed = False  # sent by relay_to, inside the kernel
         self.finished = False
         self.failed = False
         self.closed = False
@@ -75,7 +96,7 @@ class EngineByteStream:
 
     def _read(self) -> bytes:
         try:
-            chunk = self._response.raw.read(self._chunk_size, decode_content=False)
+            chunk = self._body.read(self._chunk_size)
         except Exception as e:
             if self._stopping():
                 return b""  # closed by the consumer: the read was interrupted on purpose
@@ -104,9 +125,9 @@ class EngineByteStream:
             yield chunk
 
     def _interrupt(self) -> None:
-        if self._socket is not None:
+        if self._body.socket is not None:
             try:
-                self._socket.shutdown(socket.SHUT_RDWR)
+                self._body.socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -146,6 +167,47 @@ class EngineByteStream:
         self.sent += len(chunk)
         return chunk
 
+    @property
+    def relayable(self) -> bool:
+        """True when ``relay_to`` can send the rest (an HTTP/1.0 body, on Linux)."""
+        return isinstance(self._body, RawBody) and relay.available() and self._ahead is None
+
+    def relay_to(self, sink: socket.socket, *, chunked: bool, sent: Callable[[int], None]) -> None:
+        """Send the rest of the download to the blocking socket ``sink``, then close.
+
+        The bytes go from the engine's socket to ``sink`` inside the kernel (``app.relay``);
+        the tar framing is followed as in iteration, and a broken stream raises EngineError
+        before bytes that are not archive data are sent. An OSError writing to ``sink`` (the
+        client went away) is raised as it is.
+        """
+        assert isinstance(self._body, RawBody)
+        self.relayed = True
+        try:
+            first = self._pending or b""
+            self._pending = None
+            start = self._body.take_start()
+            if start:
+                self._framing.feed(start)
+            for data in (first, start):
+                relay.send(sink, data, chunked=chunked)
+                self.sent += len(data)
+                sent(len(data))
+
+            def count(size: int) -> None:
+                self.sent += size
+                sent(size)
+
+            relay.relay(self._body.socket, sink, self._framing, chunked=chunked, sent=count)
+            self._framing.finish()
+        except relay.SourceFailed as e:
+            raise self._failure(f"connection broken: {e}") from e
+        except TarFramingError as e:
+            raise self._failure(str(e), engine_error_text(e.tail)) from e
+        else:
+            self.finished = True
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Stop reading and close the engine connection (a half-read one is never reused)."""
         with self._lock:
@@ -155,12 +217,15 @@ class EngineByteStream:
         self._pending = None
         if self._ahead is not None:
             self._ahead.close()
-        if not self.finished and not self.failed:
+        if self.finished:
+            fields = {"stream": self._what, "bytes": self.sent, "relayed": self.relayed}
+            log.info("stream sent", extra={"berth": fields})
+        elif not self.failed:
             log.info(
                 "stream closed before its end",
                 extra={"berth": {"stream": self._what, "bytes": self.sent}},
             )
-        self._response.close()
+        self._body.close()
 
 
 class _SizedBody:
@@ -202,6 +267,45 @@ def _raise_for_status(
                 raise
     finally:
         response.close()
+
+
+def _raw_download(
+    api: docker.APIClient,
+    socket_path: str,
+    url: str,
+    params: dict[str, Any],
+    kind: str,
+    target: str | None,
+) -> RawBody:
+    """GET ``url`` in HTTP/1.0 on the engine's socket: the body, or the refusal's BerthError."""
+    path = urlsplit(url).path
+    query = urlencode(params, doseq=True)
+    request_target = f"{path}?{query}" if query else path
+    started = time.perf_counter()
+    try:
+        answer = raw_get(socket_path, request_target, api.headers["User-Agent"])
+    except OSError as e:
+        raise EngineUnavailable("The Docker engine does not answer.") from e
+    except ValueError as e:
+        raise EngineError(f"The engine's answer could not be read: {e}") from e
+    finally:
+        observe_engine_call("GET", path, time.perf_counter() - started)
+    assert answer.body is not None
+    if answer.status == 200:
+        return answer.body
+    # A refusal reads as docker-py would have read it, and is translated the same way.
+    response = requests.Response()
+    response.status_code = answer.status
+    response.reason = answer.reason
+    response.url = url
+    response.headers.update(answer.headers)
+    response._content = answer.read_error_body()
+    response._content_consumed = True
+    response.encoding = "utf-8"
+    if answer.status < 400:
+        raise EngineError(f"The engine answered {answer.status} to a download.")
+    _raise_for_status(api, response, kind, target)
+    raise AssertionError("unreachable: _raise_for_status raised")
 
 
 def _archive_refusal(api: docker.APIClient, response: requests.Response) -> None:
@@ -256,22 +360,34 @@ class ArchivesMixin:
 
     def save_images(self, names: list[str]) -> EngineByteStream:
         """Open the ``docker save`` tar of ``names`` (references or ids), first chunk read."""
-        api = self.connection.stream_api
         target = names[0] if len(names) == 1 else None
-        with translate("image", target):
-            response = api._get(api._url("/images/get"), params={"names": names}, stream=True)
-        _raise_for_status(api, response, "image", target)
-        stream = EngineByteStream(response, "save", DOWNLOAD_CHUNK_BYTES)
-        stream.prime()
-        return stream
+        return self._download("save", ("/images/get",), {"names": names}, "image", target)
 
     def export_container(self, container: str) -> EngineByteStream:
         """Open the ``docker export`` tar of a container's filesystem, first chunk read."""
+        path = ("/containers/{0}/export", container)
+        return self._download("export", path, {}, "container", container)
+
+    def _download(
+        self,
+        what: str,
+        path: tuple[str, ...],
+        params: dict[str, Any],
+        kind: str,
+        target: str | None,
+    ) -> EngineByteStream:
+        """Open a download: ``path`` is docker-py's path format and its arguments."""
         api = self.connection.stream_api
-        with translate("container", container):
-            response = api._get(api._url("/containers/{0}/export", container), stream=True)
-        _raise_for_status(api, response, "container", container)
-        stream = EngineByteStream(response, "export", DOWNLOAD_CHUNK_BYTES)
+        url = api._url(*path)
+        socket_path = self.connection.unix_socket
+        if socket_path is None:
+            with translate(kind, target):
+                response = api._get(url, params=params, stream=True)
+            _raise_for_status(api, response, kind, target)
+            body: _ResponseBody | RawBody = _ResponseBody(response)
+        else:
+            body = _raw_download(api, socket_path, url, params, kind, target)
+        stream = EngineByteStream(body, what, DOWNLOAD_CHUNK_BYTES)
         stream.prime()
         return stream
 

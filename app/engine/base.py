@@ -73,6 +73,18 @@ class EngineConnection:
         self._api: docker.APIClient | None = None
         self._stream_api: docker.APIClient | None = None
 
+    @property
+    def unix_socket(self) -> str | None:
+        """The engine's unix socket path; None when it is reached over TCP, TLS or SSH."""
+        try:
+            kwargs = docker.utils.kwargs_from_env(environment=self._environment)
+            host = docker.utils.parse_host(kwargs.get("base_url"))
+        except docker.errors.DockerException:
+            return None  # docker-py reports the bad setting when the client is made
+        if kwargs.get("tls"):
+            return None
+        return host.removeprefix("http+unix://") if host.startswith("http+unix://") else None
+
     def _create(self, timeout: float | None, version: str = "auto") -> docker.APIClient:
         kwargs = docker.utils.kwargs_from_env(environment=self._environment)
         try:
