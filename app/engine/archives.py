@@ -177,8 +177,8 @@ class EngineByteStream:
 
         The bytes go from the engine's socket to ``sink`` inside the kernel (``app.relay``);
         the tar framing is followed as in iteration, and a broken stream raises EngineError
-        before bytes that are not archive data are sent. An OSError writing to ``sink`` (the
-        client went away) is raised as it is.
+        (so the server cuts the response instead of ending it). An OSError writing to ``sink``
+        (the client went away) is raised as it is.
         """
         assert isinstance(self._body, RawBody)
         self.relayed = True
@@ -277,7 +277,11 @@ def _raw_download(
     kind: str,
     target: str | None,
 ) -> RawBody:
-    """GET ``url`` in HTTP/1.0 on the engine's socket: the body, or the refusal's BerthError."""
+    """GET ``url`` in HTTP/1.0 on the engine's socket: the body, or the refusal's BerthError.
+
+    Like every stream (``STREAM_TIMEOUT``), the socket has no timeout: the engine may take
+    minutes to stage a large archive before its first byte, and the relay needs it blocking.
+    """
     path = urlsplit(url).path
     query = urlencode(params, doseq=True)
     request_target = f"{path}?{query}" if query else path
