@@ -36,6 +36,8 @@ ERROR_DESCRIPTIONS = {
     401: "Missing or unknown bearer token (UNAUTHORIZED).",
     403: "The token lacks the required scope (FORBIDDEN).",
     404: "Not found (IMAGE_NOT_FOUND, CONTAINER_NOT_FOUND, ...).",
+    405: "A bare repository name that the URL also reads as another resource (`/v1/images/pull`, "
+    "`team/history`): give its tag or digest (METHOD_NOT_ALLOWED).",
     409: "Conflict with the engine's state (IMAGE_IN_USE, ...).",
     413: "Body larger than allowed (PAYLOAD_TOO_LARGE).",
     415: "Body sent with an unsupported content type.",
@@ -149,6 +151,8 @@ def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]
         errors.add(400)
     if doc.engine:
         errors.add(404)
+    if "ref" in path_args:  # app.api.paths: an ambiguous bare name is answered as the URL reads
+        errors.add(405)
     if doc.body is not None:
         errors |= {413, 415}
     if doc.engine:

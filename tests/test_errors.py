@@ -29,6 +29,22 @@ def test_wrong_method_is_problem_json_with_allow(offline_client, headers):
     assert "GET" in response.headers["Allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("post", "/v1/images/pull/tags", "pull"),
+        ("delete", "/v1/images/team/history", "team/history"),
+    ],
+)
+def test_a_bare_name_the_url_reads_otherwise_is_405_with_a_way_out(
+    offline_client, headers, method, path, name
+):
+    response = getattr(offline_client, method)(path, headers=headers("admin"), json={"x": 1})
+    body = _assert_problem(response, 405, "METHOD_NOT_ALLOWED")
+    assert f"'{name}:latest'" in body["detail"]
+    assert method.upper() not in response.headers["Allow"].split(", ")
+
+
 def test_unknown_query_parameter_is_400(offline_client, headers):
     body = _assert_problem(
         offline_client.get("/v1/images?colour=red", headers=headers()), 400, "VALIDATION_FAILED"
