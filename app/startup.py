@@ -1,4 +1,5 @@
-"""What the server says when it starts: the bootstrap token and whether an engine answers.
+"""What the server checks and says when it starts: its address is free, the bootstrap token,
+and whether an engine answers.
 
 Called from ``gunicorn.conf.py`` once, in the master, before workers load the app.
 """
@@ -6,6 +7,7 @@ Called from ``gunicorn.conf.py`` once, in the master, before workers load the ap
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from typing import Any, TextIO
 
@@ -54,3 +56,28 @@ def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
         engine.close()
     print(f"Berth listens on {base} - API docs at {base}/apidocs/", file=out)
     return config
+
+
+def refuse_taken_addresses(addresses: list[Any]) -> None:
+    """Exit when a TCP address Berth is to listen on is already taken.
+
+    Each worker listens on a socket of its own with ``SO_REUSEPORT`` (``gunicorn.conf.py``), and
+    the kernel would let a second server of the same user join those sockets and take a share
+    of the connections, where one shared listener fails with "address in use". A plain bind
+    (no ``SO_REUSEPORT``) fails while any socket listens there, so a second start fails loudly.
+    Unix socket addresses are left to gunicorn.
+    """
+    for address in addresses:
+        if not isinstance(address, tuple):
+            continue
+        host, port = address[0], address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind((host, port))
+            except OSError as e:
+                raise SystemExit(
+                    f"Berth cannot listen on {host}:{port}: {e.strerror} "
+                    "(another server, perhaps another Berth, listens there)."
+                ) from e

@@ -3,11 +3,15 @@
 import json
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import requests
 
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
+from tests.support.harness import ROOT
 
 
 def test_gunicorn_serves_the_api_with_tokens(harness, tmp_path, images):
@@ -62,3 +66,56 @@ def test_start_without_an_engine_says_so_in_one_sentence(tmp_path):
         assert "set DOCKER_HOST" in server.output
         ready = requests.get(f"{server.url}/v1/ready", timeout=10)
         assert ready.status_code == 503
+
+
+def listening_sockets(pid: int, port: int) -> set[int]:
+    """The inodes of the TCP sockets that process ``pid`` holds listening on ``port``."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            held.add(int(target[len("socket:[") : -1]))
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening.add(int(fields[9]))
+    return held & listening
+
+
+def test_each_worker_listens_on_its_own_socket_and_a_second_server_is_refused(harness, tmp_path):
+    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+    with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        workers = server.worker_pids()
+        sockets = [listening_sockets(pid, port) for pid in workers]
+        # One socket each (SO_REUSEPORT: the kernel spreads connections over them); on a
+        # shared listener both workers would hold the master's one socket.
+        assert len(workers) == 2 and all(len(held) == 1 for held in sockets), sockets
+        assert sockets[0] != sockets[1]
+        assert not listening_sockets(server.process.pid, port)
+
+        # The same address again: refused before any worker starts, and the first serves on.
+        second = subprocess.run(
+            [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "DOCKER_HOST": harness["docker_host"],
+                "BERTH_DATA_DIR": str(tmp_path),
+                "BERTH_TOKENS": json.dumps(_token_entries()),
+                "BERTH_BIND": f"127.0.0.1:{port}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"Berth cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+        assert "Booting worker" not in second.stderr
+        assert requests.get(f"{server.url}/v1/health", timeout=10).status_code == 200
+        assert [listening_sockets(pid, port) for pid in server.worker_pids()] == sockets
