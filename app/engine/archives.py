@@ -294,7 +294,6 @@ def _raw_download(
         raise EngineError(f"The engine's answer could not be read: {e}") from e
     finally:
         observe_engine_call("GET", path, time.perf_counter() - started)
-    assert answer.body is not None
     if answer.status == 200:
         return answer.body
     # A refusal reads as docker-py would have read it, and is translated the same way.

@@ -11,7 +11,7 @@ TLS sits between Berth and the bytes.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _HEAD_LIMIT = 64 * 1024  # status line and headers; the engine's are a few hundred bytes
 _ERROR_BODY_LIMIT = 1024 * 1024
@@ -46,12 +46,11 @@ class RawBody:
 class RawResponse:
     status: int
     reason: str
-    headers: dict[str, str] = field(default_factory=dict)
-    body: RawBody | None = None
+    headers: dict[str, str]
+    body: RawBody
 
     def read_error_body(self) -> bytes:
         """The whole (short) body of a refusal, and the connection closed."""
-        assert self.body is not None
         try:
             data = self.body.take_start()
             while len(data) < _ERROR_BODY_LIMIT and (more := self.body.socket.recv(65536)):
