@@ -17,13 +17,16 @@ reads that are never stale"):
   cores). Each archive transfer holds a thread for its whole length, so 8 per worker (16
   requests in flight) leaves room for several transfers beside metadata; raise BERTH_THREADS if
   many run at once.
-* ``reuse_port``: each worker listens on a socket of its own and the kernel spreads new
-  connections over them. On one shared socket the worker already awake and busy wins most
-  accepts: wrk's 16 connections were split 1/15, 2/14, 14/2 and 6/10 in four runs, and inspect
-  went from 5,065 to 9,299 req/s with the split; with a socket per worker, 8,700-9,440 in five
-  runs of six (one split 3/13 gave 7,577). The master first checks that the address is free
-  (``app.startup.refuse_taken_addresses``): sockets with ``SO_REUSEPORT`` would otherwise let
-  a second server of the same user share the port instead of failing.
+* ``reuse_port`` only with ``BERTH_REUSE_PORT=true``. Each worker then listens on a socket of
+  its own and the kernel spreads new connections over them. On one shared socket the worker
+  already awake and busy wins most accepts: wrk's 16 connections were split 1/15, 2/14, 14/2
+  and 6/10 in four runs, and inspect went from 5,065 to 9,299 req/s with the split; with a
+  socket per worker, 8,700-9,440 in five runs of six (one split 3/13 gave 7,577). It is off by
+  default because a worker that dies takes the connections waiting in its own queue with it
+  (they are reset) unless the host sets ``net.ipv4.tcp_migrate_req=1``; on a shared socket the
+  other workers take them. With it on, the master first checks that the address is free
+  (``app.startup.refuse_taken_addresses``): ``SO_REUSEPORT`` would otherwise let a second
+  server of the same user share the port instead of failing.
 * No control socket: gunicorn 27 would open one at the same path for every instance of a user
   (``~/.gunicorn/gunicorn.ctl``), from which workers can be added, removed or reloaded; Berth
   needs none. Remove ``control_socket_disable`` to manage a server with ``gunicornc``.
@@ -48,7 +51,7 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = None  # Berth writes its own JSON access line per request
 control_socket_disable = True
-reuse_port = True
+reuse_port = os.environ.get("BERTH_REUSE_PORT", "").lower() in ("1", "true", "yes")
 errorlog = "-"
 loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
 
@@ -56,7 +59,8 @@ loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
 def on_starting(server):
     from app.startup import announce, refuse_taken_addresses
 
-    refuse_taken_addresses(server.cfg.address)
+    if server.cfg.reuse_port:
+        refuse_taken_addresses(server.cfg.address)
     announce(bind)
 
 

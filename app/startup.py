@@ -61,9 +61,10 @@ def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
 def refuse_taken_addresses(addresses: list[Any]) -> None:
     """Exit when a TCP address Berth is to listen on is already taken.
 
-    Each worker listens on a socket of its own with ``SO_REUSEPORT`` (``gunicorn.conf.py``), and
-    the kernel would let a second server of the same user join those sockets and take a share
-    of the connections, where one shared listener fails with "address in use". A plain bind
+    With ``BERTH_REUSE_PORT`` each worker listens on a socket of its own with ``SO_REUSEPORT``
+    (``gunicorn.conf.py``), and the kernel would let a second server of the same user join
+    those sockets and take a share of the connections, where one shared listener fails with
+    "address in use". A plain bind
     (no ``SO_REUSEPORT``) fails while any socket listens there, so a second start fails loudly.
     Unix socket addresses are left to gunicorn.
     """

@@ -248,7 +248,7 @@ def start_berth(
         "BERTH_DATA_DIR": str(workdir / "berth-data"),
         "BERTH_TOKENS": json.dumps([{"name": "bench", "token": token, "scopes": ["read"]}]),
     }
-    for name in ("BERTH_WORKERS", "BERTH_THREADS", "BERTH_LOG_LEVEL"):
+    for name in ("BERTH_WORKERS", "BERTH_THREADS", "BERTH_LOG_LEVEL", "BERTH_REUSE_PORT"):
         if name in os.environ:
             env[name] = os.environ[name]
     if gunicorn_args:

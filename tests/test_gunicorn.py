@@ -40,6 +40,12 @@ def test_gunicorn_serves_the_api_with_tokens(harness, tmp_path, images):
         # No control socket from which workers could be managed (gunicorn 27 opens one unless
         # told not to, at one path shared by every instance of the user).
         assert "Control socket" not in server.output
+        # By default the workers accept from the master's one listening socket, so the
+        # connections waiting in it outlive any one worker.
+        port = int(server.url.rsplit(":", 1)[1])
+        shared = listening_sockets(server.process.pid, port)
+        assert len(shared) == 1
+        assert all(listening_sockets(pid, port) == shared for pid in server.worker_pids())
 
 
 def test_first_start_without_tokens_creates_an_admin_token(harness, tmp_path):
@@ -87,8 +93,14 @@ def listening_sockets(pid: int, port: int) -> set[int]:
     return held & listening
 
 
-def test_each_worker_listens_on_its_own_socket_and_a_second_server_is_refused(harness, tmp_path):
-    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+def test_with_reuse_port_each_worker_listens_on_its_own_socket_and_a_second_server_is_refused(
+    harness, tmp_path
+):
+    env = {
+        "DOCKER_HOST": harness["docker_host"],
+        "BERTH_DATA_DIR": str(tmp_path),
+        "BERTH_REUSE_PORT": "true",
+    }
     with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
         port = int(server.url.rsplit(":", 1)[1])
         workers = server.worker_pids()
@@ -109,6 +121,7 @@ def test_each_worker_listens_on_its_own_socket_and_a_second_server_is_refused(ha
                 "BERTH_DATA_DIR": str(tmp_path),
                 "BERTH_TOKENS": json.dumps(_token_entries()),
                 "BERTH_BIND": f"127.0.0.1:{port}",
+                "BERTH_REUSE_PORT": "true",
             },
             capture_output=True,
             text=True,
