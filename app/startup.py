@@ -1,5 +1,5 @@
-"""What the server checks and says when it starts: its address is free, the bootstrap token,
-and whether an engine answers.
+"""What the server checks and says when it starts: that its address is free (with
+``BERTH_REUSE_PORT``), the bootstrap token, and whether an engine answers.
 
 Called from ``gunicorn.conf.py`` once, in the master, before workers load the app.
 """
@@ -64,9 +64,8 @@ def refuse_taken_addresses(addresses: list[Any]) -> None:
     With ``BERTH_REUSE_PORT`` each worker listens on a socket of its own with ``SO_REUSEPORT``
     (``gunicorn.conf.py``), and the kernel would let a second server of the same user join
     those sockets and take a share of the connections, where one shared listener fails with
-    "address in use". A plain bind
-    (no ``SO_REUSEPORT``) fails while any socket listens there, so a second start fails loudly.
-    Unix socket addresses are left to gunicorn.
+    "address in use". A plain bind (no ``SO_REUSEPORT``) fails while any socket listens there,
+    so a second start fails loudly. Unix socket addresses are left to gunicorn.
     """
     for address in addresses:
         if not isinstance(address, tuple):
