@@ -14,9 +14,12 @@ import pytest
 from app import relay
 from app.archives import TarFraming, TarFramingError
 
-pytestmark = pytest.mark.skipif(not relay.available(), reason="splice(2) is Linux-only")
-
 MIB = 1024 * 1024
+
+
+def test_the_relay_is_available_here():
+    # Berth runs beside a Linux Docker engine: no skip hides a missing splice(2) in CI.
+    assert relay.available()
 
 
 class SeeingFraming(TarFraming):

@@ -182,6 +182,11 @@ class EngineByteStream:
         """
         assert isinstance(self._body, RawBody)
         self.relayed = True
+
+        def count(size: int) -> None:
+            self.sent += size
+            sent(size)
+
         try:
             first = self._pending or b""
             self._pending = None
@@ -190,13 +195,7 @@ class EngineByteStream:
                 self._framing.feed(start)
             for data in (first, start):
                 relay.send(sink, data, chunked=chunked)
-                self.sent += len(data)
-                sent(len(data))
-
-            def count(size: int) -> None:
-                self.sent += size
-                sent(size)
-
+                count(len(data))
             relay.relay(self._body.socket, sink, self._framing, chunked=chunked, sent=count)
             self._framing.finish()
         except relay.SourceFailed as e:
@@ -296,17 +295,18 @@ def _raw_download(
         observe_engine_call("GET", path, time.perf_counter() - started)
     if answer.status == 200:
         return answer.body
+    content = answer.read_error_body()
+    if answer.status < 400:
+        raise EngineError(f"The engine answered {answer.status} to a download.")
     # A refusal reads as docker-py would have read it, and is translated the same way.
     response = requests.Response()
     response.status_code = answer.status
     response.reason = answer.reason
     response.url = url
     response.headers.update(answer.headers)
-    response._content = answer.read_error_body()
+    response._content = content
     response._content_consumed = True
     response.encoding = "utf-8"
-    if answer.status < 400:
-        raise EngineError(f"The engine answered {answer.status} to a download.")
     _raise_for_status(api, response, kind, target)
     raise AssertionError("unreachable: _raise_for_status raised")
 
