@@ -11,6 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from app.log_writer import BatchedLineHandler
 from app.metrics import observe_request
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -54,7 +55,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger("berth")
     root.setLevel(level.upper())
     if not any(getattr(h, "berth", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BatchedLineHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         handler.berth = True  # type: ignore[attr-defined]
         root.addHandler(handler)

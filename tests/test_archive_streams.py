@@ -10,14 +10,13 @@ import json
 import shutil
 import subprocess
 import tarfile
-import time
 
 import pytest
 import requests
 import urllib3.exceptions
 
 from tests.conftest import TOKENS, _token_entries
-from tests.support.gunicorn import gunicorn_server
+from tests.support.gunicorn import gunicorn_server, wait_for
 from tests.support.harness import harness_module, load_state
 from tests.support.images import blob_image, unique
 
@@ -32,15 +31,6 @@ def engine_connections(harness) -> int:
     path = harness["docker_host"].removeprefix("unix://")
     with open("/proc/net/unix") as table:
         return sum(1 for line in table if line.split()[-1:] == [path]) - 1  # minus the listener
-
-
-def wait_for(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def image_list(docker_client):
