@@ -27,6 +27,12 @@ reads that are never stale"):
   other workers take them. With it on, the master first checks that the address is free
   (``app.startup.refuse_taken_addresses``): ``SO_REUSEPORT`` would otherwise let a second
   server of the same user share the port instead of failing.
+* The worker heartbeat file (``worker_tmp_dir``, or ``BERTH_WORKER_TMP_DIR``) and the metrics'
+  files go to ``/dev/shm`` when it is writable. gunicorn changes the heartbeat file's times once
+  per turn of a worker's loop and every request writes the metrics' mapped files; on a disk
+  filesystem either can wait behind the journal while the engine writes an archive to the same
+  disk, and the whole worker waits with it. Under a running save this took the inspect p99 at
+  64 connections from 54-102 ms to 45-50 ms (README).
 * No control socket: gunicorn 27 would open one at the same path for every instance of a user
   (``~/.gunicorn/gunicorn.ctl``), from which workers can be added, removed or reloaded; Berth
   needs none. Remove ``control_socket_disable`` to manage a server with ``gunicornc``.
@@ -36,10 +42,19 @@ import os
 import shutil
 import tempfile
 
+# A memory filesystem for the files a worker touches on every request: its heartbeat (gunicorn
+# changes the file's times once per turn of the worker's loop) and the metrics' memory-mapped
+# files. On a disk filesystem both can wait behind its journal while the engine writes an
+# archive there, and the whole worker waits with them (bench/load.py, README).
+_memory_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
 # Metrics from every worker are aggregated at scrape time (prometheus_client multiprocess mode);
-# the directory must exist before any worker imports the app, and is removed at exit.
+# the directory must exist before any worker imports the app, and is removed at exit if Berth
+# made it.
+_own_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="berth-metrics-")
+    _own_metrics_dir = tempfile.mkdtemp(prefix="berth-metrics-", dir=_memory_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
@@ -49,6 +64,7 @@ threads = int(os.environ.get("BERTH_THREADS", "8"))
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
+worker_tmp_dir = os.environ.get("BERTH_WORKER_TMP_DIR") or _memory_dir
 accesslog = None  # Berth writes its own JSON access line per request
 control_socket_disable = True
 reuse_port = os.environ.get("BERTH_REUSE_PORT", "").lower() in ("1", "true", "yes")
@@ -71,4 +87,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import TOKENS, _token_entries
-from tests.support.gunicorn import gunicorn_server
+from tests.support.gunicorn import gunicorn_server, wait_for
 from tests.support.harness import ROOT
 
 
@@ -27,15 +27,19 @@ def test_gunicorn_serves_the_api_with_tokens(harness, tmp_path, images):
         assert requests.get(f"{server.url}/v1/images", timeout=10).status_code == 401
         assert requests.get(f"{server.url}/openapi.json", timeout=10).json()["openapi"]
         assert "Docker engine 20." in server.output or "Docker engine" in server.output
-        access = [
-            json.loads(line)
-            for line in server.output.splitlines()
-            if line.startswith("{") and '"berth.access"' in line
-        ]
-        assert any(
-            a["path"] == "/v1/images" and a["status"] == 200 and a["token"] == "read-token"
-            for a in access
-        )
+
+        def listed_is_logged() -> bool:
+            access = [
+                json.loads(line)
+                for line in server.output.splitlines()
+                if line.startswith("{") and '"berth.access"' in line
+            ]
+            return any(
+                a["path"] == "/v1/images" and a["status"] == 200 and a["token"] == "read-token"
+                for a in access
+            )
+
+        assert wait_for(listed_is_logged, 5)
         assert TOKENS["read"] not in server.output
         # No control socket from which workers could be managed (gunicorn 27 opens one unless
         # told not to, at one path shared by every instance of the user).
@@ -46,6 +50,42 @@ def test_gunicorn_serves_the_api_with_tokens(harness, tmp_path, images):
         shared = listening_sockets(server.process.pid, port)
         assert len(shared) == 1
         assert all(listening_sockets(pid, port) == shared for pid in server.worker_pids())
+
+
+def test_files_touched_on_every_request_are_in_memory_and_removed_at_exit(harness, tmp_path):
+    # The worker heartbeat and the metrics' mapped files are written on every request; on a disk
+    # filesystem they would wait behind its journal while the engine writes an archive there.
+    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+    with gunicorn_server(env, tokens=_token_entries()) as server:
+        auth = {"Authorization": f"Bearer {TOKENS['read']}"}
+        assert requests.get(f"{server.url}/v1/images", headers=auth, timeout=10).ok
+        metrics_dirs = set()
+        for pid in server.worker_pids():
+            fds = Path(f"/proc/{pid}/fd")
+            targets = [os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()]
+            heartbeat = [t for t in targets if "/wgunicorn-" in t]
+            assert len(heartbeat) == 1 and heartbeat[0].startswith("/dev/shm/"), heartbeat
+            maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+            mapped = {line.split()[-1] for line in maps if "berth-metrics-" in line}
+            assert mapped and all(path.startswith("/dev/shm/berth-metrics-") for path in mapped)
+            metrics_dirs |= {os.path.dirname(path) for path in mapped}
+        assert len(metrics_dirs) == 1
+    assert not os.path.exists(metrics_dirs.pop())
+
+
+def test_a_metrics_directory_given_by_the_operator_is_used_and_kept(harness, tmp_path):
+    given = tmp_path / "metrics"
+    given.mkdir()
+    env = {
+        "DOCKER_HOST": harness["docker_host"],
+        "BERTH_DATA_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(given),
+    }
+    with gunicorn_server(env, tokens=_token_entries()) as server:
+        auth = {"Authorization": f"Bearer {TOKENS['read']}"}
+        assert requests.get(f"{server.url}/v1/images", headers=auth, timeout=10).ok
+        assert any(given.iterdir())
+    assert given.is_dir()
 
 
 def test_first_start_without_tokens_creates_an_admin_token(harness, tmp_path):
