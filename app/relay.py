@@ -63,6 +63,7 @@ def relay(
     write to ``sink`` (the client went away) raises its OSError.
     """
     read_end, write_end = os.pipe()
+    framing = _Chunks(sink) if chunked else None
     try:
         with contextlib.suppress(OSError):  # past /proc/sys/fs/pipe-max-size: the default 64 KiB
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -71,17 +72,22 @@ def relay(
             if unseen:
                 size = _read(os.splice, source.fileno(), write_end, min(unseen, PIPE_BYTES))
                 if not size:
-                    return
+                    break
                 watcher.skip(size)
-                _send_piped(read_end, sink, size, chunked=chunked)
+                _send_piped(read_end, sink, size, framing)
             else:
                 data = _read(source.recv, _LOOK_BYTES)
                 if not data:
-                    return
+                    break
                 watcher.feed(data)
-                send(sink, data, chunked=chunked)
+                if framing:
+                    framing.send(data)
+                else:
+                    sink.sendall(data)
                 size = len(data)
             sent(size)
+        if framing:
+            framing.end()
     finally:
         os.close(read_end)
         os.close(write_end)
@@ -94,17 +100,42 @@ def _read(read: Callable[..., int | bytes], *args: int) -> int | bytes:
         raise SourceFailed(f"{type(e).__name__}: {e}") from e
 
 
-def _send_piped(read_end: int, sink: socket.socket, size: int, *, chunked: bool) -> None:
-    """Move ``size`` bytes waiting in the pipe to ``sink`` (framed as one chunk if ``chunked``)."""
+def _send_piped(read_end: int, sink: socket.socket, size: int, framing: _Chunks | None) -> None:
+    """Move ``size`` bytes waiting in the pipe to ``sink`` (as one chunk with ``framing``)."""
     flags = os.SPLICE_F_MOVE
-    if chunked:
-        sink.sendall(b"%X\r\n" % size, socket.MSG_MORE)
-        flags |= os.SPLICE_F_MORE  # the chunk's closing CRLF follows at once
+    if framing:
+        framing.start(size)
+        flags |= os.SPLICE_F_MORE  # the chunk's closing CRLF follows
     left = size
     while left:
         moved = os.splice(read_end, sink.fileno(), left, flags=flags)
         if not moved:
             raise BrokenPipeError("the client's socket takes no more bytes")
         left -= moved
-    if chunked:
-        sink.sendall(b"\r\n")
+
+
+class _Chunks:
+    """HTTP/1.1 chunk frames around the pieces sent to ``sink``, one write per frame.
+
+    A chunk's closing CRLF goes out with the next chunk's size line (``end`` sends the last
+    one); the server writes the final empty chunk.
+    """
+
+    def __init__(self, sink: socket.socket) -> None:
+        self._sink = sink
+        self._open = False
+
+    def start(self, size: int) -> None:
+        """Send the size line of a chunk whose ``size`` bytes the caller sends next."""
+        self._sink.sendall(b"%s%X\r\n" % (b"\r\n" if self._open else b"", size), socket.MSG_MORE)
+        self._open = True
+
+    def send(self, data: bytes) -> None:
+        if data:
+            self.start(len(data))
+            self._sink.sendall(data, socket.MSG_MORE)
+
+    def end(self) -> None:
+        if self._open:
+            self._sink.sendall(b"\r\n")
+            self._open = False
