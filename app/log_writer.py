@@ -19,6 +19,7 @@ import weakref
 from typing import TextIO
 
 _FLUSH_TIMEOUT_S = 5.0
+_GATHER_S = 0.05  # how long the writer lets lines gather before a write
 
 
 def _resetter(handler: weakref.ref[BatchedLineHandler]):
@@ -63,14 +64,18 @@ class BatchedLineHandler(logging.Handler):
                 self._changed.wait()
             self._pending.append(line)
             self._handed += 1
-            if len(self._pending) == 1:
-                self._changed.notify_all()
+            if len(self._pending) in (1, self._max_pending // 2):
+                self._changed.notify_all()  # the writer waits for a first line, or gathers
 
     def _write_lines(self) -> None:
         while True:
             with self._changed:
                 while not self._pending and not self._closed:
                     self._changed.wait()
+                if not self._closed and len(self._pending) < self._max_pending // 2:
+                    # Let a batch gather: one wake-up (and one turn for the GIL) per batch,
+                    # not one per line. Woken early by close(), flush() or a filling list.
+                    self._changed.wait(_GATHER_S)
                 lines, self._pending = self._pending, []
                 if not lines:  # closed and drained
                     return
@@ -89,6 +94,7 @@ class BatchedLineHandler(logging.Handler):
             target = self._handed
             if self._writer is None or not self._writer.is_alive():
                 return
+            self._changed.notify_all()  # cut the writer's gathering short
             self._changed.wait_for(lambda: self._written >= target, _FLUSH_TIMEOUT_S)
 
     def close(self) -> None:
