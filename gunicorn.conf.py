@@ -31,13 +31,15 @@ reads that are never stale"):
   files go to ``/dev/shm`` when it is writable. gunicorn changes the heartbeat file's times once
   per turn of a worker's loop and every request writes the metrics' mapped files; on a disk
   filesystem either can wait behind the journal while the engine writes an archive to the same
-  disk, and the whole worker waits with it. Under a running save this took the inspect p99 at
-  64 connections from 54-102 ms to 45-50 ms (README).
+  disk, and the whole worker waits with it (gunicorn's documentation of ``worker_tmp_dir``
+  warns of it). Measured here, the inspect p99 under a running save stayed within the runs'
+  noise (64 connections: 53.7 and 101.5 ms before, 44.9-67.8 ms in five runs after).
 * No control socket: gunicorn 27 would open one at the same path for every instance of a user
   (``~/.gunicorn/gunicorn.ctl``), from which workers can be added, removed or reloaded; Berth
   needs none. Remove ``control_socket_disable`` to manage a server with ``gunicornc``.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -48,13 +50,20 @@ import tempfile
 # archive there, and the whole worker waits with them (bench/load.py, README).
 _memory_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
+
+def _remove_in(master_pid: int, path: str) -> None:
+    if os.getpid() == master_pid:  # workers inherit the exit handler; only the master removes
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # Metrics from every worker are aggregated at scrape time (prometheus_client multiprocess mode);
-# the directory must exist before any worker imports the app, and is removed at exit if Berth
-# made it.
-_own_metrics_dir = None
+# the directory must exist before any worker imports the app. One Berth made is removed when
+# the master exits, however it exits (a refused address or a worker failing to boot included);
+# one the operator set is kept.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _own_metrics_dir = tempfile.mkdtemp(prefix="berth-metrics-", dir=_memory_dir)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+    _metrics_dir = tempfile.mkdtemp(prefix="berth-metrics-", dir=_memory_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+    atexit.register(_remove_in, os.getpid(), _metrics_dir)
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
@@ -84,8 +93,3 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

@@ -152,6 +152,7 @@ def test_with_reuse_port_each_worker_listens_on_its_own_socket_and_a_second_serv
         assert not listening_sockets(server.process.pid, port)
 
         # The same address again: refused before any worker starts, and the first serves on.
+        metrics_dirs = set(Path("/dev/shm").glob("berth-metrics-*"))
         second = subprocess.run(
             [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
@@ -170,5 +171,6 @@ def test_with_reuse_port_each_worker_listens_on_its_own_socket_and_a_second_serv
         assert second.returncode != 0
         assert f"Berth cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
         assert "Booting worker" not in second.stderr
+        assert set(Path("/dev/shm").glob("berth-metrics-*")) == metrics_dirs  # none left behind
         assert requests.get(f"{server.url}/v1/health", timeout=10).status_code == 200
         assert [listening_sockets(pid, port) for pid in server.worker_pids()] == sockets
