@@ -393,6 +393,8 @@ def test_credentials_never_reach_logs_responses_or_job_records(
     call("get", "/v1/registries/127.0.0.2:1/repositories", "")  # stored secret, unreachable
     call("get", f"/v1/search?term=a&registry={basic_registry}", wrong)
 
+    for handler in berth_logger.handlers:  # lines still waiting in a log writer thread
+        handler.flush()
     captured = capfd.readouterr()
     texts = {
         "caplog": caplog.text + "\n".join(str(r.__dict__) for r in caplog.records),
