@@ -107,6 +107,7 @@ class Result:
     save_mib_per_s: float | None = None
     cpu_us_per_request: float | None = None
     load_average: float = 0.0
+    worker_connections: list[int] = field(default_factory=list)  # Berth: wrk's, per worker
 
 
 @dataclass
@@ -292,6 +293,31 @@ def cpu_seconds(roots: list[int]) -> float:
     return total / _CLOCK_TICKS
 
 
+def connection_split(root: int, port: int) -> list[int]:
+    """Established connections on local ``port`` held by each child of ``root`` (the workers).
+
+    gunicorn's workers accept from one shared socket unless ``BERTH_REUSE_PORT``; how wrk's
+    connections fell between them explains much of a run's throughput (README).
+    """
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    established.add(fields[9])  # the socket's inode
+    split = []
+    for pid in process_tree(root)[1:]:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    held += link.startswith("socket:[") and link[8:-1] in established
+        split.append(held)
+    return sorted(split, reverse=True)
+
+
 def engine_pid(socket_path: str) -> int | None:
     """The dockerd serving ``socket_path`` (the peer's CPU is haproxy's plus the engine's)."""
     candidates = []
@@ -386,17 +412,31 @@ def measure(
     during_save: bool,
 ) -> Result:
     saves = None
+    split: list[int] = []
+    sampler = None
+    if target.name == "berth" and target.process is not None:
+        port = int(target.base.rsplit(":", 1)[1])
+        pid = target.process.pid
+        sampler = threading.Timer(
+            min(2.0, duration / 2), lambda: split.extend(connection_split(pid, port))
+        )
     if during_save:
         with SaveLoop(target) as saves:
             cpu_before = cpu_seconds(target.pids)
+            if sampler:
+                sampler.start()
             raw = run_wrk(target, endpoint, connections, duration, script)
             cpu_used = cpu_seconds(target.pids) - cpu_before
         if saves.failures:
             raise BenchError(f"{target.name}: the archive download failed: {saves.failures[:3]}")
     else:
         cpu_before = cpu_seconds(target.pids)
+        if sampler:
+            sampler.start()
         raw = run_wrk(target, endpoint, connections, duration, script)
         cpu_used = cpu_seconds(target.pids) - cpu_before
+    if sampler:
+        sampler.join()
     if target.process is not None and target.process.poll() is not None:
         tail = target.log.read_text(errors="replace")[-3000:] if target.log else ""
         raise BenchError(f"{target.name} exited during the run; its log ends with:\n{tail}")
@@ -416,6 +456,7 @@ def measure(
         save_mib_per_s=saves.mib_per_s if saves else None,
         cpu_us_per_request=cpu_used / raw["requests"] * 1e6 if raw["requests"] else None,
         load_average=os.getloadavg()[0],
+        worker_connections=split,
     )
 
 
@@ -646,7 +687,12 @@ def main(argv: list[str] | None = None) -> int:
                             f"{' +save' if during_save else '      '} "
                             f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
                             f"p99 {result.p99_ms:6.1f} ms  errors {result.errors}  "
-                            f"load {result.load_average:.1f}",
+                            f"load {result.load_average:.1f}"
+                            + (
+                                "  workers " + "/".join(map(str, result.worker_connections))
+                                if result.worker_connections
+                                else ""
+                            ),
                             flush=True,
                         )
         settings = {
