@@ -44,10 +44,7 @@ import os
 import shutil
 import tempfile
 
-# A memory filesystem for the files a worker touches on every request: its heartbeat (gunicorn
-# changes the file's times once per turn of the worker's loop) and the metrics' memory-mapped
-# files. On a disk filesystem both can wait behind its journal while the engine writes an
-# archive there, and the whole worker waits with them (bench/load.py, README).
+# For the heartbeat and metrics files, written on every request (see the docstring).
 _memory_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 

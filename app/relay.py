@@ -40,12 +40,6 @@ def available() -> bool:
     return hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
 
 
-def send(sink: socket.socket, data: bytes, *, chunked: bool) -> None:
-    """Write ``data`` to ``sink``, as one HTTP chunk if ``chunked``."""
-    if data:
-        sink.sendall(b"%X\r\n%b\r\n" % (len(data), data) if chunked else data)
-
-
 def relay(
     source: socket.socket,
     sink: socket.socket,
@@ -53,8 +47,10 @@ def relay(
     *,
     chunked: bool,
     sent: Callable[[int], None],
+    lead: bytes = b"",
 ) -> None:
-    """Move ``source``'s bytes to ``sink`` until the source ends (its peer closes it).
+    """Send ``lead`` (bytes ``watcher`` has already seen), then move ``source``'s bytes to
+    ``sink`` until the source ends (its peer closes it).
 
     ``watcher`` is fed every byte but the ones its ``unseen()`` lets pass, and may raise to
     stop the relay before the bytes it refused are sent. With ``chunked`` each piece goes out as
@@ -67,6 +63,9 @@ def relay(
     try:
         with contextlib.suppress(OSError):  # past /proc/sys/fs/pipe-max-size: the default 64 KiB
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        if lead:
+            _send_seen(sink, lead, framing)
+            sent(len(lead))
         while True:
             unseen = watcher.unseen()
             if unseen:
@@ -80,10 +79,7 @@ def relay(
                 if not data:
                     break
                 watcher.feed(data)
-                if framing:
-                    framing.send(data)
-                else:
-                    sink.sendall(data)
+                _send_seen(sink, data, framing)
                 size = len(data)
             sent(size)
         if framing:
@@ -98,6 +94,15 @@ def _read(read: Callable[..., int | bytes], *args: int) -> int | bytes:
         return read(*args)
     except OSError as e:
         raise SourceFailed(f"{type(e).__name__}: {e}") from e
+
+
+def _send_seen(sink: socket.socket, data: bytes, framing: _Chunks | None) -> None:
+    """Send bytes Python holds (as one chunk with ``framing``)."""
+    if framing:
+        framing.start(len(data))
+        sink.sendall(data, socket.MSG_MORE)  # the chunk's closing CRLF follows
+    else:
+        sink.sendall(data)
 
 
 def _send_piped(read_end: int, sink: socket.socket, size: int, framing: _Chunks | None) -> None:
@@ -129,11 +134,6 @@ class _Chunks:
         """Send the size line of a chunk whose ``size`` bytes the caller sends next."""
         self._sink.sendall(b"%s%X\r\n" % (b"\r\n" if self._open else b"", size), socket.MSG_MORE)
         self._open = True
-
-    def send(self, data: bytes) -> None:
-        if data:
-            self.start(len(data))
-            self._sink.sendall(data, socket.MSG_MORE)
 
     def end(self) -> None:
         if self._open:

@@ -188,15 +188,19 @@ class EngineByteStream:
             sent(size)
 
         try:
-            first = self._pending or b""
+            first = self._pending or b""  # the chunk read (and followed) before the response
             self._pending = None
             start = self._body.take_start()
             if start:
                 self._framing.feed(start)
-            for data in (first, start):
-                relay.send(sink, data, chunked=chunked)
-                count(len(data))
-            relay.relay(self._body.socket, sink, self._framing, chunked=chunked, sent=count)
+            relay.relay(
+                self._body.socket,
+                sink,
+                self._framing,
+                chunked=chunked,
+                sent=count,
+                lead=first + start,
+            )
             self._framing.finish()
         except relay.SourceFailed as e:
             raise self._failure(f"connection broken: {e}") from e
