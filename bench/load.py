@@ -411,7 +411,6 @@ def measure(
     script: Path,
     during_save: bool,
 ) -> Result:
-    saves = None
     split: list[int] = []
     sampler = None
     if target.name == "berth" and target.process is not None:
@@ -420,16 +419,7 @@ def measure(
         sampler = threading.Timer(
             min(2.0, duration / 2), lambda: split.extend(connection_split(pid, port))
         )
-    if during_save:
-        with SaveLoop(target) as saves:
-            cpu_before = cpu_seconds(target.pids)
-            if sampler:
-                sampler.start()
-            raw = run_wrk(target, endpoint, connections, duration, script)
-            cpu_used = cpu_seconds(target.pids) - cpu_before
-        if saves.failures:
-            raise BenchError(f"{target.name}: the archive download failed: {saves.failures[:3]}")
-    else:
+    with SaveLoop(target) if during_save else contextlib.nullcontext() as saves:
         cpu_before = cpu_seconds(target.pids)
         if sampler:
             sampler.start()
@@ -437,6 +427,8 @@ def measure(
         cpu_used = cpu_seconds(target.pids) - cpu_before
     if sampler:
         sampler.join()
+    if saves and saves.failures:
+        raise BenchError(f"{target.name}: the archive download failed: {saves.failures[:3]}")
     if target.process is not None and target.process.poll() is not None:
         tail = target.log.read_text(errors="replace")[-3000:] if target.log else ""
         raise BenchError(f"{target.name} exited during the run; its log ends with:\n{tail}")
