@@ -7,7 +7,11 @@ reads that are never stale"):
   take to stream; a sync worker would be blocked whole by each (and keeps no connection alive).
   gevent used as much CPU per request but its p99 went to 0.6-0.8 s under load (a greenlet busy
   with Python work stalls every other one in its worker) and it would monkey-patch docker-py's
-  transport; threads keep serving metadata while streams run.
+  transport; threads keep serving metadata while streams run. The class is
+  ``app.gunicorn_worker.BerthWorker``: gthread, whose workers share new connections out (none
+  takes more than ``threads`` over the worker holding fewest) and send each small response in
+  one write. With plain gthread wrk's 16 connections landed 16/0 on one worker in some runs
+  (2,300 inspects/s against 8,000); with it, 9/7 to 11/5 in every run.
 * ``workers = 2``: one per core. A worker runs Python on one core at a time (the GIL), so more
   workers than cores only add memory and context switches.
 * ``threads = 8``: cached metadata is answered before Flask (``app.api.cached_reads``) in about
@@ -18,10 +22,10 @@ reads that are never stale"):
   requests in flight) leaves room for several transfers beside metadata; raise BERTH_THREADS if
   many run at once.
 * ``reuse_port`` only with ``BERTH_REUSE_PORT=true``. Each worker then listens on a socket of
-  its own and the kernel spreads new connections over them. On one shared socket the worker
-  already awake and busy wins most accepts: wrk's 16 connections were split 1/15, 2/14, 14/2
-  and 6/10 in four runs, and inspect went from 5,065 to 9,299 req/s with the split; with a
-  socket per worker, 8,700-9,440 in five runs of six (one split 3/13 gave 7,577). It is off by
+  its own and the kernel spreads new connections over them. (Before the worker class above, on
+  one shared socket the worker already awake won most accepts: wrk's 16 connections were split
+  1/15, 2/14, 14/2 and 6/10 in four runs, and inspect went from 5,065 to 9,299 req/s with the
+  split; with a socket per worker, 8,700-9,440 in five runs of six.) It is off by
   default because a worker that dies takes the connections waiting in its own queue with it
   (they are reset) unless the host sets ``net.ipv4.tcp_migrate_req=1``; on a shared socket the
   other workers take them. With it on, the master first checks that the address is free
@@ -64,7 +68,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = "app.gunicorn_worker.BerthWorker"  # gthread, sharing connections out evenly
 threads = int(os.environ.get("BERTH_THREADS", "8"))
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
@@ -86,7 +90,16 @@ def on_starting(server):
     announce(bind)
 
 
+def pre_fork(server, worker):
+    from app.gunicorn_worker import give_slot
+
+    give_slot(server, worker)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
+    from app.gunicorn_worker import free_slot
+
+    free_slot(server, worker)
     multiprocess.mark_process_dead(worker.pid)

@@ -175,7 +175,9 @@ def berth_server(
     if chunk:
         env["BENCH_CHUNK_BYTES"] = str(chunk)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "-c", "gunicorn.conf.py", "-k", worker_class, "bench.archives:berth_app()"]
+    command = [gunicorn, "-c", "gunicorn.conf.py", "bench.archives:berth_app()"]
+    if worker_class != "berth":  # "berth": gunicorn.conf.py's own (app.gunicorn_worker)
+        command[3:3] = ["-k", worker_class]
     log = data / "gunicorn.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -445,7 +447,9 @@ def main() -> None:
     parser.add_argument("--base-image", help="image with sh and head (default: the harness's)")
     parser.add_argument("--sizes", default="1024", help="image sizes in MiB, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="measurements per method (1-9)")
-    parser.add_argument("--worker-classes", default="gthread", help="e.g. gthread,sync")
+    parser.add_argument(
+        "--worker-classes", default="berth", help="berth (gunicorn.conf.py's), gthread, sync..."
+    )
     parser.add_argument("--chunk-sizes", default="", help="Berth chunk sizes in KiB, e.g. 64,1024")
     parser.add_argument("--workdir", help="where archives are written (default: system temp)")
     parser.add_argument("--json", help="also write the results to this file")
