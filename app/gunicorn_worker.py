@@ -12,7 +12,7 @@ it holds more than ``threads`` connections over the worker holding fewest: the c
 in the socket's queue for that worker. A worker that has not written for ``STALE_SECONDS``
 (stopped, hung, or gone) does not count, and a stopping worker takes itself off the board, so a
 connection is never left waiting for a worker that will not take it; one still booting counts as
-holding none. ``SO_REUSEPORT`` (``BERTH_REUSE_PORT``) spreads connections as well, at the price
+holding none. ``SO_REUSEPORT`` (``BERTH_REUSE_PORT``) spreads connections instead, at the price
 told in ``gunicorn.conf.py``.
 
 **One write per response.** gunicorn sends a response's status line and headers in one
@@ -85,7 +85,14 @@ board = ConnectionBoard()  # made at import: in the master, which loads the work
 
 
 def give_slot(server: Any, worker: Any) -> None:
-    """gunicorn ``pre_fork`` hook (the master): a board slot for the worker about to start."""
+    """gunicorn ``pre_fork`` hook (the master): a board slot for the worker about to start.
+
+    None with ``reuse_port``: each worker then has a listening socket of its own, and the
+    connections the kernel queues on it wait for that worker alone.
+    """
+    if server.cfg.reuse_port:
+        worker.board_slot = None
+        return
     taken = {getattr(w, "board_slot", None) for w in server.WORKERS.values()}
     worker.board_slot = board.claim(taken)
 

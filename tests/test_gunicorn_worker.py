@@ -5,6 +5,7 @@ import select
 import signal
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
@@ -146,11 +147,23 @@ def fresh_board(monkeypatch):
     return board
 
 
-def test_a_worker_beyond_the_board_accepts_without_looking(fresh_board):
-    class Server:
-        WORKERS = {1: type("W", (), {"board_slot": 0})(), 2: type("W", (), {"board_slot": 1})()}
+class FakeServer:
+    def __init__(self, reuse_port: bool, slots: list[int]) -> None:
+        self.cfg = SimpleNamespace(reuse_port=reuse_port)
+        self.WORKERS = {pid: SimpleNamespace(board_slot=slot) for pid, slot in enumerate(slots)}
 
-    worker = type("W", (), {})()
-    gunicorn_worker.give_slot(Server, worker)
+
+def test_a_worker_beyond_the_board_accepts_without_looking(fresh_board):
+    worker = SimpleNamespace()
+    gunicorn_worker.give_slot(FakeServer(False, [0, 1]), worker)
     assert worker.board_slot is None
-    gunicorn_worker.free_slot(Server, worker)  # nothing to free, nothing raised
+    gunicorn_worker.free_slot(FakeServer(False, [0, 1]), worker)  # nothing to free, nothing raised
+    gunicorn_worker.give_slot(FakeServer(False, [1]), worker)
+    assert worker.board_slot == 0
+
+
+def test_with_a_socket_per_worker_no_worker_leaves_connections_to_others(fresh_board):
+    # Connections queued on a worker's own socket (reuse_port) can only be taken by it.
+    worker = SimpleNamespace()
+    gunicorn_worker.give_slot(FakeServer(True, []), worker)
+    assert worker.board_slot is None
