@@ -18,7 +18,8 @@ told in ``gunicorn.conf.py``.
 **One write per response.** gunicorn sends a response's status line and headers in one
 ``send`` and each piece of its body in another: two system calls and two TCP segments for a
 JSON answer of a few hundred bytes, and two reads for the client. Here the headers wait for the
-body's first bytes and go out with them. An empty first write (a relayed archive's, see
+body's first bytes and go out with them (up to 64 KiB of them: larger ones would be copied
+for nothing). An empty first write (a relayed archive's, see
 ``app.api.archives``) still sends the headers at once.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 from gunicorn.http import wsgi
 from gunicorn.workers import gthread
 
+ONE_WRITE_MAX = 64 * 1024  # larger first pieces go after the headers, not copied onto them
 STALE_SECONDS = 3.0  # a worker's loop writes at least once a second (its poll timeout)
 BOARD_SLOTS = 64  # workers beyond this many (``TTIN`` signals) accept without looking
 
@@ -139,6 +141,8 @@ class OneWriteResponse(wsgi.Response):
         self.headers_sent = True
 
     def _emit_body(self, data: bytes) -> None:
+        if self._head is not None and len(data) > ONE_WRITE_MAX:
+            self._send_head()
         head, self._head = self._head, None
         if head is None:
             super()._emit_body(data)

@@ -5,6 +5,7 @@ import select
 import signal
 import socket
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
 from app import gunicorn_worker
-from app.gunicorn_worker import STALE_SECONDS, ConnectionBoard, OneWriteResponse
+from app.gunicorn_worker import ONE_WRITE_MAX, STALE_SECONDS, ConnectionBoard, OneWriteResponse
 from tests.conftest import _token_entries
 from tests.support.gunicorn import gunicorn_server, wait_for
 
@@ -70,6 +71,14 @@ def test_a_chunked_body_starts_with_the_headers_and_ends_as_gunicorn_ends_it():
     assert ours[1:] == [b"2\r\nde\r\n", b"0\r\n\r\n"]
 
 
+def test_a_large_first_piece_follows_the_headers_instead_of_being_copied_onto_them():
+    big = b"x" * (ONE_WRITE_MAX + 1)
+    headers = [("Content-Length", str(len(big)))]
+    ours = serve(OneWriteResponse, GET, headers, [big])
+    assert ours == serve(wsgi.Response, GET, headers, [big])
+    assert len(ours) == 2 and ours[1] == big
+
+
 def test_an_empty_first_write_sends_the_headers_at_once():
     # A relayed archive writes nothing through the response, then the tar to the socket itself.
     writes = serve(OneWriteResponse, GET, [("Content-Type", "application/x-tar")], [b""])
@@ -111,6 +120,10 @@ def _ask_health(port: int) -> socket.socket:
     return conn
 
 
+def _polling(pid: int) -> bool:
+    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
+
+
 def _answered(conns: list[socket.socket]) -> int:
     return len(select.select(conns, [], [], 0)[0])
 
@@ -122,8 +135,9 @@ def test_a_worker_leaves_new_connections_to_the_others_past_its_share(harness, t
     # would take all eight at once.
     env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
     with gunicorn_server(env, workers=2, threads=2, tokens=_token_entries()) as server:
+        # Both booted: each waits in its loop's poll, having written the board just before.
         assert wait_for(lambda: len(server.worker_pids()) == 2)
-        time.sleep(1.5)  # both booted and on the board
+        assert wait_for(lambda: all(_polling(pid) for pid in server.worker_pids()))
         stopped = server.worker_pids()[1]
         port = int(server.url.rsplit(":", 1)[1])
         os.kill(stopped, signal.SIGSTOP)
