@@ -11,7 +11,7 @@ reads that are never stale"):
   ``app.gunicorn_worker.BerthWorker``: gthread, whose workers share new connections out (none
   takes more than ``threads`` over the worker holding fewest) and send each small response in
   one write. With plain gthread wrk's 16 connections landed 16/0 on one worker in some runs
-  (2,300 inspects/s against 8,000); with it, 9/7 to 11/5 in every run.
+  (2,300 inspects/s against 8,000); with it, 8/8 to 12/5 in every run since.
 * ``workers = 2``: one per core. A worker runs Python on one core at a time (the GIL), so more
   workers than cores only add memory and context switches.
 * ``threads = 8``: cached metadata is answered before Flask (``app.api.cached_reads``) in about

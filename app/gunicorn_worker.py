@@ -15,19 +15,18 @@ connection is never left waiting for a worker that will not take it; one still b
 holding none. ``SO_REUSEPORT`` (``BERTH_REUSE_PORT``) spreads connections instead, at the price
 told in ``gunicorn.conf.py``.
 
-**One write per response.** gunicorn sends a response's status line and headers in one
-``send`` and each piece of its body in another: two system calls and two TCP segments for a
-JSON answer of a few hundred bytes, and two reads for the client. Here the headers wait for the
-body's first bytes and go out with them (up to 64 KiB of them: larger ones would be copied
-for nothing). An empty first write (a relayed archive's, see
-``app.api.archives``) still sends the headers at once.
+**One write per response.** gunicorn sends a response's status line and headers in one ``send``
+and each piece of its body in another: two system calls and two TCP segments for a JSON answer
+of a few hundred bytes, and two reads for the client. Here the headers wait for the body's first
+bytes and go out with them (up to 64 KiB of them: larger ones would be copied for nothing). An
+empty first write (a relayed archive's, see ``app.api.archives``) still sends the headers at
+once.
 """
 
 from __future__ import annotations
 
 import ctypes
 import mmap
-import os
 import time
 from typing import Any
 
@@ -40,7 +39,7 @@ BOARD_SLOTS = 64  # workers beyond this many (``TTIN`` signals) accept without l
 
 
 class _Slot(ctypes.Structure):
-    _fields_ = [("pid", ctypes.c_int64), ("connections", ctypes.c_int64), ("seen", ctypes.c_double)]
+    _fields_ = [("connections", ctypes.c_int64), ("seen", ctypes.c_double)]
 
 
 class _Header(ctypes.Structure):
@@ -72,7 +71,7 @@ class ConnectionBoard:
         """
         for index, slot in enumerate(self._slots):
             if index not in taken:
-                slot.pid, slot.connections, slot.seen = 0, 0, time.monotonic()
+                slot.connections, slot.seen = 0, time.monotonic()
                 self._header.in_use = max(self._header.in_use, index + 1)
                 return index
         return None
@@ -82,7 +81,7 @@ class ConnectionBoard:
 
     def write(self, index: int, connections: int, now: float) -> None:
         slot = self._slots[index]
-        slot.pid, slot.connections, slot.seen = os.getpid(), connections, now
+        slot.connections, slot.seen = connections, now
 
     def fewest_elsewhere(self, index: int, now: float) -> int | None:
         """The fewest connections another live worker holds; None if no other one is live."""
