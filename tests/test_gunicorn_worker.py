@@ -145,7 +145,9 @@ def test_a_worker_leaves_new_connections_to_the_others_past_its_share(harness, t
         try:
             conns = [_ask_health(port) for _ in range(8)]
             time.sleep(1.0)
-            assert _answered(conns) == 3  # accepted while holding no more than 0 + 2
+            # Accepted while holding no more than 0 + 2: three, or one more for each connection
+            # the stopped worker still held (the start-up check's, if its close was not yet seen).
+            assert 3 <= _answered(conns) <= 4
             assert wait_for(lambda: _answered(conns) == 8, STALE_SECONDS + 5)
             assert all(c.recv(4096).startswith(b"HTTP/1.1 200 OK") for c in conns)
         finally:
