@@ -143,6 +143,12 @@ def test_with_reuse_port_each_worker_listens_on_its_own_socket_and_a_second_serv
     }
     with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
         port = int(server.url.rsplit(":", 1)[1])
+
+        def both_listen() -> bool:  # the server answers once the first worker has booted
+            pids = server.worker_pids()
+            return len(pids) == 2 and all(listening_sockets(pid, port) for pid in pids)
+
+        assert wait_for(both_listen)
         workers = server.worker_pids()
         sockets = [listening_sockets(pid, port) for pid in workers]
         # One socket each (SO_REUSEPORT: the kernel spreads connections over them); on a
