@@ -175,9 +175,9 @@ def berth_server(
     if chunk:
         env["BENCH_CHUNK_BYTES"] = str(chunk)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "-c", "gunicorn.conf.py", "bench.archives:berth_app()"]
-    if worker_class != "berth":  # "berth": gunicorn.conf.py's own (app.gunicorn_worker)
-        command[3:3] = ["-k", worker_class]
+    # "berth": gunicorn.conf.py's own class (app.gunicorn_worker)
+    worker = [] if worker_class == "berth" else ["-k", worker_class]
+    command = [gunicorn, "-c", "gunicorn.conf.py", *worker, "bench.archives:berth_app()"]
     log = data / "gunicorn.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(

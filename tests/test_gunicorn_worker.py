@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from gunicorn.config import Config
 from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
@@ -156,29 +155,21 @@ def test_a_worker_leaves_new_connections_to_the_others_past_its_share(harness, t
                 conn.close()
 
 
-@pytest.fixture
-def fresh_board(monkeypatch):
-    board = ConnectionBoard(slots=2)
-    monkeypatch.setattr(gunicorn_worker, "board", board)
-    return board
-
-
 class FakeServer:
     def __init__(self, reuse_port: bool, slots: list[int]) -> None:
         self.cfg = SimpleNamespace(reuse_port=reuse_port)
         self.WORKERS = {pid: SimpleNamespace(board_slot=slot) for pid, slot in enumerate(slots)}
 
 
-def test_a_worker_beyond_the_board_accepts_without_looking(fresh_board):
+def test_a_worker_beyond_the_board_accepts_without_looking():
+    full = FakeServer(False, list(range(gunicorn_worker.BOARD_SLOTS)))
     worker = SimpleNamespace()
-    gunicorn_worker.give_slot(FakeServer(False, [0, 1]), worker)
+    gunicorn_worker.give_slot(full, worker)
     assert worker.board_slot is None
-    gunicorn_worker.free_slot(FakeServer(False, [0, 1]), worker)  # nothing to free, nothing raised
-    gunicorn_worker.give_slot(FakeServer(False, [1]), worker)
-    assert worker.board_slot == 0
+    gunicorn_worker.free_slot(full, worker)  # nothing to free, nothing raised
 
 
-def test_with_a_socket_per_worker_no_worker_leaves_connections_to_others(fresh_board):
+def test_with_a_socket_per_worker_no_worker_leaves_connections_to_others():
     # Connections queued on a worker's own socket (reuse_port) can only be taken by it.
     worker = SimpleNamespace()
     gunicorn_worker.give_slot(FakeServer(True, []), worker)
