@@ -23,9 +23,14 @@ interleaved (each run rotates the order, with ``sync`` before every measurement)
   (``curl -T file -X POST .../v1/archives``; ``curl --data-binary @file`` would first read the
   whole file into curl's memory).
 
-It prints MB/s (median of ``--runs``, with min and max), the ratio Berth/direct against both
-direct clients, and the Berth worker's resident memory: sampled every 20 ms during each
-transfer, and its high-water mark (``VmHWM``) at the end. ``--worker-classes`` and
+Beside them, when haproxy is installed and the engine is on a unix socket, a reference for
+what any second hop costs: curl to the engine's own API through haproxy passing TCP on loopback
+to the engine's socket (``mode tcp``, ``splice(2)`` through 1 MiB pipes like Berth's relay; C,
+no HTTP handling, no authentication).
+
+It prints MB/s (median of ``--runs``, with min and max), the ratio Berth/direct (and
+reference/direct) against both direct clients, and the Berth worker's resident memory: sampled
+every 20 ms during each transfer, and its high-water mark (``VmHWM``) at the end. ``--worker-classes`` and
 ``--chunk-sizes`` start one Berth per combination (all measured side by side), which is how the
 defaults were chosen. The images and archive files are removed at the end, whatever happens.
 """
@@ -58,6 +63,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = "berth-bench/archive"
 MIB = 1024 * 1024
+RELAY_NAME = "reference: haproxy TCP relay"
 STEP_TIMEOUT = 900  # seconds; no single save or load of the sizes allowed here takes longer
 MAX_SIZE_MIB = 8192
 
@@ -208,6 +214,56 @@ def berth_server(
                 process.wait()
 
 
+HAPROXY_RELAY = """\
+global
+    maxconn 16
+    tune.pipesize 1048576
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 15m
+    timeout server 15m
+listen engine
+    bind 127.0.0.1:{port}
+    option splice-auto
+    server engine unix@{socket}
+"""
+
+
+@contextmanager
+def haproxy_relay(target: Target, workdir: Path) -> Iterator[str | None]:
+    """The reference second hop: haproxy passing TCP on loopback to the engine's socket with
+    ``splice(2)``, C and no HTTP; its URL, or None without haproxy or a unix engine socket."""
+    if not shutil.which("haproxy") or not target.docker_host.startswith("unix://"):
+        yield None
+        return
+    port = free_port()
+    config = workdir / "haproxy-relay.cfg"
+    config.write_text(HAPROXY_RELAY.format(port=port, socket=target.docker_host[len("unix://") :]))
+    process = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if requests.get(url + "/_ping", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not start as the reference relay")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 # Measuring
 
 
@@ -250,6 +306,7 @@ class Method:
     name: str
     run: Callable[[], None]
     berth: Berth | None = None
+    relay: bool = False  # the reference relay: neither direct nor Berth
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
@@ -274,26 +331,23 @@ def run_checked(command: list[str], env: dict[str, str], what: str) -> str:
     return result.stdout.decode(errors="replace")
 
 
-def curl(args: list[str], berth: Berth, expect: int, what: str) -> None:
+def curl(args: list[str], token: str | None, expect: int, what: str) -> str:
+    """Run curl with ``args`` (and the bearer ``token``); its body, the status checked."""
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     out = run_checked(
-        [
-            "curl",
-            "-sS",
-            "-H",
-            f"Authorization: Bearer {berth.token}",
-            "-w",
-            "\n%{http_code}",
-            *args,
-        ],
+        ["curl", "-sS", *auth, "-w", "\n%{http_code}", *args],
         {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         what,
     )
     body, _, status = out.rpartition("\n")
     if int(status) != expect:
         raise RuntimeError(f"{what}: HTTP {status} {body[-500:]}")
+    return body
 
 
-def save_methods(api, target: Target, servers: list[Berth], ref: str, size: int) -> list[Method]:
+def save_methods(
+    api, target: Target, servers: list[Berth], relay: str | None, ref: str, size: int
+) -> list[Method]:
     def docker_py() -> None:
         received = sum(len(c) for c in api.get_image(ref, chunk_size=MIB))
         assert received == size, (received, size)
@@ -310,13 +364,20 @@ def save_methods(api, target: Target, servers: list[Berth], ref: str, size: int)
 
     def through(berth: Berth) -> Callable[[], None]:
         url = f"{berth.url}/v1/images/{ref}/archive"
-        return lambda: curl(["-o", os.devnull, url], berth, 200, "save through Berth")
+        return lambda: curl(["-o", os.devnull, url], berth.token, 200, "save through Berth")
+
+    def relayed() -> None:
+        curl(["-o", os.devnull, f"{relay}/images/{ref}/get"], None, 200, "save through haproxy")
 
     methods = [Method("engine, docker-py", docker_py), Method("engine, docker CLI", cli)]
+    if relay:
+        methods.append(Method(RELAY_NAME + ", curl", relayed, relay=True))
     return methods + [Method(f"Berth ({s.name}), curl", through(s), s) for s in servers]
 
 
-def load_methods(api, target: Target, servers: list[Berth], archive: Path) -> list[Method]:
+def load_methods(
+    api, target: Target, servers: list[Berth], relay: str | None, archive: Path
+) -> list[Method]:
     def docker_py() -> None:
         with open(archive, "rb") as body:
             for event in api.load_image(body, quiet=True):
@@ -331,9 +392,18 @@ def load_methods(api, target: Target, servers: list[Berth], archive: Path) -> li
     def through(berth: Berth) -> Callable[[], None]:
         url = f"{berth.url}/v1/archives"
         args = ["-T", str(archive), "-X", "POST", "-H", "Content-Type: application/x-tar", url]
-        return lambda: curl(args, berth, 201, "load through Berth")
+        return lambda: curl(args, berth.token, 201, "load through Berth")
+
+    def relayed() -> None:
+        url = f"{relay}/images/load?quiet=1"
+        args = ["-T", str(archive), "-X", "POST", "-H", "Content-Type: application/x-tar", url]
+        body = curl(args, None, 200, "load through haproxy")
+        if '"error' in body:  # the engine reports a failed load inside its 200 stream
+            raise RuntimeError(f"load through haproxy: {body[-500:]}")
 
     methods = [Method("engine, docker-py", docker_py), Method("engine, docker CLI", cli)]
+    if relay:
+        methods.append(Method(RELAY_NAME + ", curl -T", relayed, relay=True))
     return methods + [Method(f"Berth ({s.name}), curl -T", through(s), s) for s in servers]
 
 
@@ -376,8 +446,10 @@ def report(phase: str, methods: list[Method], size: int) -> list[dict]:
     each round (each round measures every method once, back to back, so a machine whose speed
     drifts during the run skews the second figure less).
     """
-    direct = {m.name: statistics.median(m.seconds) for m in methods if m.berth is None}
-    direct_runs = {m.name: m.seconds for m in methods if m.berth is None}
+    direct = {
+        m.name: statistics.median(m.seconds) for m in methods if m.berth is None and not m.relay
+    }
+    direct_runs = {m.name: m.seconds for m in methods if m.berth is None and not m.relay}
     rows = []
     print(
         f"  {phase}: median MB/s [min-max] over {len(methods[0].seconds)} runs; Berth/direct: "
@@ -395,7 +467,7 @@ def report(phase: str, methods: list[Method], size: int) -> list[dict]:
             "mb_s": round(rate(size, median), 1),
             "runs_s": [round(s, 3) for s in method.seconds],
         }
-        if method.berth:
+        if method.berth or method.relay:
             ratios = {name: seconds / median for name, seconds in direct.items()}
             paired = {
                 name: statistics.median(d / b for d, b in zip(runs, method.seconds, strict=True))
@@ -404,17 +476,13 @@ def report(phase: str, methods: list[Method], size: int) -> list[dict]:
             line += "  ratio " + ", ".join(
                 f"{r:.2f} ({paired[n]:.2f}) vs {n.split(', ')[1]}" for n, r in ratios.items()
             )
+            row["ratios"] = {n: round(r, 3) for n, r in ratios.items()}
+            row["paired_ratios"] = {n: round(r, 3) for n, r in paired.items()}
+        if method.berth:
             peak = max(method.rss_kib) / 1024
             cpu = statistics.median(method.cpu_seconds) / (size / 2**30)
             line += f"  worker RSS peak {peak:.1f} MiB, CPU {cpu:.2f} s/GiB"
-            row.update(
-                {
-                    "ratios": {n: round(r, 3) for n, r in ratios.items()},
-                    "paired_ratios": {n: round(r, 3) for n, r in paired.items()},
-                    "rss_peak_mib": round(peak, 1),
-                    "cpu_s_per_gib": round(cpu, 2),
-                }
-            )
+            row.update({"rss_peak_mib": round(peak, 1), "cpu_s_per_gib": round(cpu, 2)})
         print(line)
         rows.append(row)
     return rows
@@ -476,6 +544,7 @@ def main() -> None:
                 for worker_class in classes
                 for chunk in chunks
             ]
+            relay = stack.enter_context(haproxy_relay(target, workdir))
             idle = {s.name: max(status_kib(p, "VmRSS") for p in s.workers()) for s in servers}
             for size_mib in sizes:
                 print(f"\n{size_mib} MiB image: building", flush=True)
@@ -487,7 +556,7 @@ def main() -> None:
                         out.write(chunk)
                 size = archive.stat().st_size
                 print(f"  archive {size / 1e6:.0f} MB; save:", flush=True)
-                saves = save_methods(api, target, servers, ref, size)
+                saves = save_methods(api, target, servers, relay, ref, size)
                 measure(saves, args.runs, lambda: None)
 
                 def remove(image_id=image_id) -> None:
@@ -497,7 +566,7 @@ def main() -> None:
                         pass
 
                 print("  load:", flush=True)
-                loads = load_methods(api, target, servers, archive)
+                loads = load_methods(api, target, servers, relay, archive)
                 measure(loads, args.runs, remove)
                 if api.inspect_image(ref)["Id"] != image_id:
                     raise RuntimeError("the loaded image is not the saved one")
