@@ -23,16 +23,18 @@ interleaved (each run rotates the order, with ``sync`` before every measurement)
   (``curl -T file -X POST .../v1/archives``; ``curl --data-binary @file`` would first read the
   whole file into curl's memory).
 
-Beside them, when haproxy is installed and the engine is on a unix socket, a reference for
+With ``--reference-relay`` (haproxy, an engine on a unix socket), beside them a reference for
 what any second hop costs: curl to the engine's own API through haproxy passing TCP on loopback
 to the engine's socket (``mode tcp``, ``splice(2)`` through 1 MiB pipes like Berth's relay; C,
-no HTTP handling, no authentication).
+no HTTP handling). It checks only the first request line of each connection, so use it on a
+machine nobody else uses during the run.
 
 It prints MB/s (median of ``--runs``, with min and max), the ratio Berth/direct (and
 reference/direct) against both direct clients, and the Berth worker's resident memory: sampled
-every 20 ms during each transfer, and its high-water mark (``VmHWM``) at the end. ``--worker-classes`` and
-``--chunk-sizes`` start one Berth per combination (all measured side by side), which is how the
-defaults were chosen. The images and archive files are removed at the end, whatever happens.
+every 20 ms during each transfer, and its high-water mark (``VmHWM``) at the end.
+``--worker-classes`` and ``--chunk-sizes`` start one Berth per combination (all measured side by
+side), which is how the defaults were chosen. The images and archive files are removed at the
+end, whatever happens.
 """
 
 from __future__ import annotations
@@ -226,20 +228,35 @@ defaults
 listen engine
     bind 127.0.0.1:{port}
     option splice-auto
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req.payload(0,0) -m reg "{allowed}" }}
+    tcp-request content reject
     server engine unix@{socket}
 """
+# The only requests the relay lets through (its first request line; see haproxy_relay).
+RELAY_ALLOWED = (
+    r"^(GET /_ping|GET /images/" + REPOSITORY + r":[0-9]+m/get|POST /images/load\?quiet=1)"
+    r" HTTP/1\.1\r\n"
+)
 
 
 @contextmanager
-def haproxy_relay(target: Target, workdir: Path) -> Iterator[str | None]:
+def haproxy_relay(target: Target, workdir: Path) -> Iterator[str]:
     """The reference second hop: haproxy passing TCP on loopback to the engine's socket with
-    ``splice(2)``, C and no HTTP; its URL, or None without haproxy or a unix engine socket."""
-    if not shutil.which("haproxy") or not target.docker_host.startswith("unix://"):
-        yield None
-        return
+    ``splice(2)``, C and no HTTP; its URL.
+
+    A TCP relay sees no requests, only bytes: it checks that a connection starts with one of the
+    benchmark's own requests (``RELAY_ALLOWED``), but a client could pipeline others behind it,
+    hence ``--reference-relay`` is opt-in, for a machine nobody else uses during the run.
+    """
+    if not shutil.which("haproxy"):
+        sys.exit("--reference-relay needs haproxy (Debian: apt-get install haproxy)")
+    if not target.docker_host.startswith("unix://"):
+        sys.exit("--reference-relay needs the engine on a unix socket")
     port = free_port()
     config = workdir / "haproxy-relay.cfg"
-    config.write_text(HAPROXY_RELAY.format(port=port, socket=target.docker_host[len("unix://") :]))
+    socket_path = target.docker_host[len("unix://") :]
+    config.write_text(HAPROXY_RELAY.format(port=port, socket=socket_path, allowed=RELAY_ALLOWED))
     process = subprocess.Popen(
         ["haproxy", "-db", "-f", str(config)],
         stdout=subprocess.DEVNULL,
@@ -519,6 +536,11 @@ def main() -> None:
         "--worker-classes", default="berth", help="berth (gunicorn.conf.py's), gthread, sync..."
     )
     parser.add_argument("--chunk-sizes", default="", help="Berth chunk sizes in KiB, e.g. 64,1024")
+    parser.add_argument(
+        "--reference-relay",
+        action="store_true",
+        help="also measure haproxy relaying TCP to the engine socket (opens a loopback port)",
+    )
     parser.add_argument("--workdir", help="where archives are written (default: system temp)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -544,7 +566,11 @@ def main() -> None:
                 for worker_class in classes
                 for chunk in chunks
             ]
-            relay = stack.enter_context(haproxy_relay(target, workdir))
+            relay = (
+                stack.enter_context(haproxy_relay(target, workdir))
+                if args.reference_relay
+                else None
+            )
             idle = {s.name: max(status_kib(p, "VmRSS") for p in s.workers()) for s in servers}
             for size_mib in sizes:
                 print(f"\n{size_mib} MiB image: building", flush=True)
