@@ -193,27 +193,37 @@ def berth_server(
         )
     server = Berth(name, f"http://127.0.0.1:{port}", token, process, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{log.read_text()[-2000:]}")
-            try:
-                if requests.get(server.url + "/v1/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_ready(server.url + "/v1/ready", process, lambda: log.read_text()[-2000:])
         yield server
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
+        stop(process)
+
+
+def wait_ready(url: str, process: subprocess.Popen, tail: Callable[[], str]) -> None:
+    """Until ``url`` answers 200; ``tail()`` (the server's log) goes into the error otherwise."""
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited:\n{tail()}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.args[0]} did not start:\n{tail()}")
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server started in a session of its own, and everything it started."""
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
 
 
 HAPROXY_RELAY = """\
@@ -257,28 +267,20 @@ def haproxy_relay(target: Target, workdir: Path) -> Iterator[str]:
     config = workdir / "haproxy-relay.cfg"
     socket_path = target.docker_host[len("unix://") :]
     config.write_text(HAPROXY_RELAY.format(port=port, socket=socket_path, allowed=RELAY_ALLOWED))
-    process = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = workdir / "haproxy-relay.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if requests.get(url + "/_ping", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("haproxy did not start as the reference relay")
-            time.sleep(0.1)
+        wait_ready(url + "/_ping", process, lambda: log.read_text()[-2000:])
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 # Measuring
