@@ -1,46 +1,19 @@
 """gunicorn settings for Berth (every value can be overridden with GUNICORN_CMD_ARGS).
 
-Chosen from ``bench/load.py`` runs on a 2-core machine (README, "Performance: fast metadata
-reads that are never stale"):
-
-* Worker class ``gthread``. Archive downloads and uploads hold a request for as long as gigabytes
-  take to stream; a sync worker would be blocked whole by each (and keeps no connection alive).
-  gevent used as much CPU per request but its p99 went to 0.6-0.8 s under load (a greenlet busy
-  with Python work stalls every other one in its worker) and it would monkey-patch docker-py's
-  transport; threads keep serving metadata while streams run. The class is
-  ``app.gunicorn_worker.BerthWorker``: gthread, whose workers share new connections out (none
-  takes more than ``threads`` over the worker holding fewest) and send each small response in
-  one write. With plain gthread wrk's 16 connections landed 16/0 on one worker in some runs
-  (2,300 inspects/s against 8,000); with it, 8/8 to 12/5 in every run since.
-* ``workers = 2``: one per core. A worker runs Python on one core at a time (the GIL), so more
-  workers than cores only add memory and context switches.
-* ``threads = 8``: cached metadata is answered before Flask (``app.api.cached_reads``) in about
-  270 us of CPU per request, most of it gunicorn's own HTTP handling. With 8 threads the
-  inspect throughput was the highest measured (4: about 8% lower, 16: about 13% lower, 20 s
-  runs), and 3 or 4 workers raised the p99 under a running save to 170 ms (more processes than
-  cores). Each archive transfer holds a thread for its whole length, so 8 per worker (16
-  requests in flight) leaves room for several transfers beside metadata; raise BERTH_THREADS if
-  many run at once.
-* ``reuse_port`` only with ``BERTH_REUSE_PORT=true``. Each worker then listens on a socket of
-  its own and the kernel spreads new connections over them. (Before the worker class above, on
-  one shared socket the worker already awake won most accepts: wrk's 16 connections were split
-  1/15, 2/14, 14/2 and 6/10 in four runs, and inspect went from 5,065 to 9,299 req/s with the
-  split; with a socket per worker, 8,700-9,440 in five runs of six.) It is off by
-  default because a worker that dies takes the connections waiting in its own queue with it
-  (they are reset) unless the host sets ``net.ipv4.tcp_migrate_req=1``; on a shared socket the
-  other workers take them. With it on, the master first checks that the address is free
-  (``app.startup.refuse_taken_addresses``): ``SO_REUSEPORT`` would otherwise let a second
-  server of the same user share the port instead of failing.
-* The worker heartbeat file (``worker_tmp_dir``, or ``BERTH_WORKER_TMP_DIR``) and the metrics'
-  files go to ``/dev/shm`` when it is writable. gunicorn changes the heartbeat file's times once
-  per turn of a worker's loop and every request writes the metrics' mapped files; on a disk
-  filesystem either can wait behind the journal while the engine writes an archive to the same
-  disk, and the whole worker waits with it (gunicorn's documentation of ``worker_tmp_dir``
-  warns of it). Measured here, the inspect p99 under a running save stayed within the runs'
-  noise (64 connections: 53.7 and 101.5 ms before, 44.9-67.8 ms in five runs after).
-* No control socket: gunicorn 27 would open one at the same path for every instance of a user
-  (``~/.gunicorn/gunicorn.ctl``), from which workers can be added, removed or reloaded; Berth
-  needs none. Remove ``control_socket_disable`` to manage a server with ``gunicornc``.
+* Worker class ``app.gunicorn_worker.BerthWorker``: gthread (archive streams hold a thread, not a
+  process, while metadata keeps being served), whose workers share new connections out, send
+  each small response in one write, and read request heads in their loop, closing connections
+  whose head is late (``BERTH_HEADER_TIMEOUT``) or whose body stalls (``BERTH_BODY_TIMEOUT``).
+* ``workers = 2``, one per core: a worker runs Python on one core at a time (the GIL).
+* Threads per worker: ``BERTH_THREADS`` (8) for short requests plus ``BERTH_MAX_TRANSFERS`` (8)
+  for archive transfers, which never take more (``app.api.transfers``): short requests always
+  find a thread, however many archives stream.
+* TLS: ``BERTH_TLS_CERT`` and ``BERTH_TLS_KEY`` (PEM files) make gunicorn serve HTTPS itself.
+* ``reuse_port`` only with ``BERTH_REUSE_PORT=true`` (a listening socket per worker; a worker
+  that dies then resets the connections waiting in its own queue, README "Operations").
+* The heartbeat and metrics files, written on every request, go to ``/dev/shm`` when writable:
+  on a disk filesystem they can wait behind the journal while the engine writes an archive.
+* No control socket: gunicorn 27 would open one shared by every instance of the user.
 """
 
 import atexit
@@ -66,10 +39,19 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
     atexit.register(_remove_in, os.getpid(), _metrics_dir)
 
+
+def _max_transfers() -> int:
+    # Imported here: the app's package creates its metrics, which must see the directory above.
+    from app.config import load_config
+
+    return load_config()["BERTH_MAX_TRANSFERS"]
+
+
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
 worker_class = "app.gunicorn_worker.BerthWorker"  # gthread, sharing connections out evenly
-threads = int(os.environ.get("BERTH_THREADS", "8"))
+# Short requests' threads, plus as many as archive transfers may hold (app.api.transfers).
+threads = int(os.environ.get("BERTH_THREADS", "8")) + _max_transfers()
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
 graceful_timeout = 30
@@ -77,6 +59,8 @@ keepalive = 5
 worker_tmp_dir = os.environ.get("BERTH_WORKER_TMP_DIR") or _memory_dir
 accesslog = None  # Berth writes its own JSON access line per request
 control_socket_disable = True
+certfile = os.environ.get("BERTH_TLS_CERT") or None  # both set: gunicorn serves HTTPS
+keyfile = os.environ.get("BERTH_TLS_KEY") or None
 reuse_port = os.environ.get("BERTH_REUSE_PORT", "").lower() in ("1", "true", "yes")
 errorlog = "-"
 loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
@@ -87,7 +71,7 @@ def on_starting(server):
 
     if server.cfg.reuse_port:
         refuse_taken_addresses(server.cfg.address)
-    announce(bind)
+    announce(bind, scheme="https" if server.cfg.is_ssl else "http")
 
 
 def pre_fork(server, worker):

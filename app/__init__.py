@@ -12,10 +12,12 @@ from typing import Any
 from flask import Flask
 
 from app.api import BLUEPRINTS
+from app.api.auditing import init_audit
 from app.api.cached_reads import CachedReads
 from app.api.metrics import bp as metrics_bp
 from app.api.paths import reserved_image_words
-from app.audit import AuditLog
+from app.api.scopes import ROUTES
+from app.api.transfers import init_transfers
 from app.auth import init_auth
 from app.config import DEFAULTS, docker_environment, load_config, validate_config
 from app.engine import pool_from_config
@@ -23,6 +25,7 @@ from app.errors import register_error_handlers
 from app.logs import configure_logging, init_request_logging
 from app.metrics import ByteCountingMiddleware
 from app.openapi import init_openapi
+from app.outbound import OutboundPolicy
 
 __version__ = "0.1.0"
 
@@ -39,10 +42,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_logging(app.config["BERTH_LOG_LEVEL"])
 
     init_request_logging(app)
+    app.extensions["berth.routes"] = dict(ROUTES)  # the scope of every route (app.api.scopes)
     init_auth(app)
     app.extensions["berth.engines"] = pool_from_config(app.config, docker_environment(app.config))
-    app.extensions["berth.audit"] = AuditLog(app.config["BERTH_DATA_DIR"])
+    app.extensions["berth.outbound"] = OutboundPolicy.from_config(app.config)
+    init_audit(app)
     app.extensions["berth.metrics_collectors"] = []
+    init_transfers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/v1")
     app.register_blueprint(metrics_bp)

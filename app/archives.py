@@ -7,11 +7,11 @@ as. Plain logic, unit-tested without an engine.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from app import jsonsafe
 from app.errors import BerthError, EngineError, InvalidArchive
 from app.references import archive_filename
 
@@ -261,7 +261,7 @@ def engine_error_text(tail: bytes) -> str:
     """The engine's message in bytes it wrote into a stream instead of archive data."""
     text = tail.rstrip(b"\0").decode("utf-8", "replace").strip()
     try:
-        event = json.loads(text.splitlines()[0]) if text else None
+        event = jsonsafe.loads(text.splitlines()[0]) if text else None
     except ValueError:
         event = None
     if isinstance(event, dict):

@@ -1,8 +1,9 @@
 """Bearer tokens and scopes.
 
-Every view declares the scope it needs with ``@scope("read")`` (or ``@scope(PUBLIC)``); the
-``before_request`` hook installed by :func:`init_auth` enforces it and fails closed: a view that
-declares nothing is refused. Tokens are kept only as SHA-256 digests and compared in constant time.
+The scope each route × method needs comes from one table (``app.api.scopes.ROUTES``, kept in
+``app.extensions["berth.routes"]``); the ``before_request`` hook installed by :func:`init_auth`
+enforces it and fails closed: a route missing from the table is refused. Tokens are kept only as
+SHA-256 digests and compared in constant time.
 """
 
 from __future__ import annotations
@@ -14,27 +15,24 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, current_app, g, request
 
 from app.errors import Forbidden, Unauthorized
+from app.token_reload import ReloadingTokens
 
-SCOPES = ("read", "write", "delete", "push", "metrics", "admin")
+SCOPES = ("read", "write", "delete", "push", "export", "metrics", "admin")
 PUBLIC = "public"
 ANY_TOKEN = "token"  # any valid token, whatever its scopes (e.g. to follow its own jobs)
-# Endpoints registered by flasgger (docs UI, its static files) are public by design.
-PUBLIC_ENDPOINT_PREFIXES = ("flasgger.",)
 BOOTSTRAP_TOKENS = "tokens.json"
 BOOTSTRAP_SECRET = "admin.token"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 log = logging.getLogger("berth.auth")
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TokenConfigError(ValueError):
@@ -55,6 +53,14 @@ class Principal:
     def allows_engine(self, engine: str) -> bool:
         return any(fnmatchcase(engine, pattern) for pattern in self.engines)
 
+    def allows_engines(self, engines: Iterable[str | None]) -> bool:
+        """May see a record touching all of ``engines`` (a job, an audit record); one that
+        names no engine only with the unrestricted ``*`` glob."""
+        names = [name for name in engines if name]
+        if not names:
+            return "*" in self.engines
+        return all(self.allows_engine(name) for name in names)
+
     @property
     def is_admin(self) -> bool:
         return "admin" in self.scopes
@@ -63,37 +69,16 @@ class Principal:
 ANONYMOUS = Principal("anonymous", frozenset(SCOPES))
 
 
-def scope(needed: str) -> Callable[[F], F]:
-    """Declare the scope a view needs (``PUBLIC`` for none). Checked before the view runs."""
-    if needed not in SCOPES and needed not in (PUBLIC, ANY_TOKEN):
-        raise ValueError(f"unknown scope {needed!r}")
-
-    def decorate(view: F) -> F:
-        view.berth_scope = needed  # type: ignore[attr-defined]
-        return view
-
-    return decorate
-
-
-def public_if(config_key: str) -> Callable[[F], F]:
-    """Make a view public when the boolean setting ``config_key`` is true (e.g. /metrics)."""
-
-    def decorate(view: F) -> F:
-        view.berth_public_if = config_key  # type: ignore[attr-defined]
-        return view
-
-    return decorate
-
-
-def declared_scope(app: Flask, endpoint: str) -> str | None:
-    """The scope a registered endpoint declares, or None when it declares none."""
-    if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
+def required_scope(app: Flask, rule: str, method: str) -> str | None:
+    """The scope ``rule`` called with ``method`` needs, from the app's route table; None when
+    the route is not in the table (it is then refused)."""
+    key = (rule, "GET" if method == "HEAD" else method)
+    route = app.extensions["berth.routes"].get(key)
+    if route is None:
+        return None
+    if route.public_if and app.config.get(route.public_if):
         return PUBLIC
-    view = app.view_functions.get(endpoint)
-    switch = getattr(view, "berth_public_if", None)
-    if switch and app.config.get(switch):
-        return PUBLIC
-    return getattr(view, "berth_scope", None)
+    return route.scope
 
 
 class TokenStore:
@@ -172,6 +157,15 @@ def load_token_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
+def token_files(config: dict[str, Any]) -> list[Path]:
+    """The files ``load_token_entries`` reads, watched for changes while serving."""
+    if config.get("BERTH_TOKENS_FILE"):
+        return [Path(config["BERTH_TOKENS_FILE"])]
+    if config.get("BERTH_TOKENS") is None:
+        return [Path(config["BERTH_DATA_DIR"]) / BOOTSTRAP_TOKENS]
+    return []
+
+
 def _read_entries(path: Path, label: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
@@ -207,8 +201,13 @@ def ensure_bootstrap_token(config: dict[str, Any]) -> tuple[str | None, Path]:
 
 
 def init_auth(app: Flask) -> None:
-    """Build the token store and install the before-request check."""
-    store = TokenStore(load_token_entries(app.config))
+    """Build the token store (re-read when its file changes) and install the before-request
+    check."""
+    store = ReloadingTokens(
+        lambda: TokenStore(load_token_entries(app.config)),
+        token_files(app.config),
+        error=TokenConfigError,
+    )
     app.extensions["berth.tokens"] = store
     disabled = app.config["BERTH_AUTH"] == "disabled"
     if disabled:
@@ -227,10 +226,9 @@ def bearer_token(header: str) -> str:
 
 
 def _authenticate() -> None:
-    endpoint = request.endpoint
-    if endpoint is None:  # routing failed; the 404/405 follows as problem+json
+    if request.url_rule is None:  # routing failed; the 404/405 follows as problem+json
         return
-    needed = declared_scope(current_app, endpoint)
+    needed = required_scope(current_app, request.url_rule.rule, request.method)
     if needed is None:
         raise Forbidden("This route declares no scope and is closed.", code="ROUTE_CLOSED")
     g.principal = ANONYMOUS

@@ -8,10 +8,10 @@ Plain logic: no flask, no docker.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 
+from app import jsonsafe
 from app.errors import ValidationFailed
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
@@ -46,7 +46,7 @@ def _check_json_form(keyword: str, args: str) -> None:
     if not args.startswith("["):
         return
     try:
-        value = json.loads(args)
+        value = jsonsafe.loads(args)
     except ValueError:
         raise _Bad(
             f"{keyword} looks like the exec (JSON) form but is not valid JSON; use double "

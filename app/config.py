@@ -70,25 +70,41 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_MAX_UPLOAD_BYTES": None,
     "BERTH_REGISTRY_AUTH_FILE": None,
     "BERTH_INSECURE_REGISTRIES": [],
+    "BERTH_ALLOWED_REGISTRIES": [],
+    "BERTH_ALLOW_PUBLIC_REGISTRIES": True,
     "BERTH_REGISTRY_TIMEOUT": 30.0,
     "BERTH_JOB_RETENTION_SECONDS": 7 * 24 * 3600,
+    "BERTH_AUDIT_MAX_BYTES": 16 * 1024 * 1024,  # 0: never rotate
+    "BERTH_AUDIT_BACKUPS": 5,
     "BERTH_JOB_CONCURRENCY": 4,
+    "BERTH_MAX_QUEUED_JOBS": 32,  # per worker process, waiting for one of its job slots
     "BERTH_DISTRIBUTION_PARALLELISM": 4,
     "BERTH_ENGINES": None,
     "BERTH_METRICS_PUBLIC": False,
+    "BERTH_MAX_TRANSFERS": 8,
+    "BERTH_HEADER_TIMEOUT": 5.0,
+    "BERTH_BODY_TIMEOUT": 30.0,
 }
 
 _PARSERS = {
     "BERTH_TOKENS": lambda n, v: _json(n, v),
     "BERTH_ENGINES": lambda n, v: _json(n, v),
     "BERTH_METRICS_PUBLIC": lambda n, v: _bool(n, v),
+    "BERTH_MAX_TRANSFERS": lambda n, v: _int(n, v, 1),
+    "BERTH_HEADER_TIMEOUT": _float,
+    "BERTH_BODY_TIMEOUT": _float,
     "BERTH_ENGINE_TIMEOUT": _float,
     "BERTH_REGISTRY_TIMEOUT": _float,
     "BERTH_MAX_JSON_BYTES": lambda n, v: _int(n, v, 1),
     "BERTH_MAX_UPLOAD_BYTES": lambda n, v: _int(n, v, 1) if v.strip() else None,
     "BERTH_INSECURE_REGISTRIES": lambda n, v: _list(v),
+    "BERTH_ALLOWED_REGISTRIES": lambda n, v: _list(v),
+    "BERTH_ALLOW_PUBLIC_REGISTRIES": lambda n, v: _bool(n, v),
     "BERTH_JOB_RETENTION_SECONDS": lambda n, v: _int(n, v, 60),
+    "BERTH_AUDIT_MAX_BYTES": lambda n, v: _int(n, v, 0),
+    "BERTH_AUDIT_BACKUPS": lambda n, v: _int(n, v, 1),
     "BERTH_JOB_CONCURRENCY": lambda n, v: _int(n, v, 1),
+    "BERTH_MAX_QUEUED_JOBS": lambda n, v: _int(n, v, 0),
     "BERTH_DISTRIBUTION_PARALLELISM": lambda n, v: _int(n, v, 1),
 }
 

@@ -112,8 +112,16 @@ class PayloadTooLarge(BerthError):
     status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
 
 
+class BodyStalled(BerthError):
+    status, code, title = 408, "REQUEST_TIMEOUT", "Request body stalled"
+
+
 class UnsupportedMediaType(BerthError):
     status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+class TooManyJobs(BerthError):
+    status, code, title = 429, "TOO_MANY_JOBS", "Too many jobs"
 
 
 class EngineError(BerthError):
@@ -124,12 +132,20 @@ class EngineUnavailable(BerthError):
     status, code, title = 503, "ENGINE_UNAVAILABLE", "Docker engine unavailable"
 
 
+class TooManyTransfers(BerthError):
+    status, code, title = 503, "TOO_MANY_TRANSFERS", "Too many archive transfers"
+
+
 class ManifestUnknown(NotFound):
     code, title = "MANIFEST_UNKNOWN", "Manifest unknown"
 
 
 class RegistryAuthFailed(BerthError):
     status, code, title = 403, "REGISTRY_AUTH_FAILED", "Registry refused the credentials"
+
+
+class RegistryNotAllowed(BerthError):
+    status, code, title = 403, "REGISTRY_NOT_ALLOWED", "Registry not allowed"
 
 
 class RegistryUnreachable(BerthError):

@@ -5,10 +5,16 @@ from __future__ import annotations
 from flask import current_app, g, has_request_context
 
 from app.engine import Engine, EnginePool
+from app.outbound import OutboundPolicy
 
 
 def engine_pool() -> EnginePool:
     return current_app.extensions["berth.engines"]
+
+
+def outbound_policy() -> OutboundPolicy:
+    """The outbound policy every registry, search index and token realm passes first."""
+    return current_app.extensions["berth.outbound"]
 
 
 def get_engine(name: str | None = None) -> Engine:

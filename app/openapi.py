@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document, generated from the views' ``@operation`` declarations and schemas.
+"""The OpenAPI 3 document, generated from the views' ``@operation`` declarations, their schemas
+and the route table's scopes (``app.api.scopes``).
 
 apispec (MarshmallowPlugin, FlaskPlugin) builds it; flasgger serves it at ``/openapi.json`` with
 Swagger UI at ``/apidocs/``. ``scripts/export_openapi.py`` writes the committed
@@ -16,7 +17,7 @@ from flasgger import APISpec, Swagger
 from flask import Flask
 
 from app.api.operation import OperationDoc
-from app.auth import PUBLIC
+from app.auth import PUBLIC, required_scope
 from app.errors import PROBLEM_MIME
 from app.references import (
     CONTAINER_PATTERN,
@@ -43,13 +44,14 @@ ERROR_DESCRIPTIONS = {
     415: "Body sent with an unsupported content type.",
     500: "Unexpected failure (INTERNAL); details only in the service log.",
     502: "The engine or a registry failed (ENGINE_ERROR, REGISTRY_*).",
-    503: "The Docker engine does not answer (ENGINE_UNAVAILABLE).",
+    503: "The Docker engine does not answer (ENGINE_UNAVAILABLE), or every archive transfer "
+    "slot is taken (TOO_MANY_TRANSFERS, with Retry-After).",
 }
 
 DESCRIPTION = """Docker image operations behind a secure HTTP API.
 
 Every operation except health, readiness and these docs needs `Authorization: Bearer <token>`;
-each names the scope it needs (`read`, `write`, `delete`, `push`; `admin` holds them all).
+each names the scope it needs (`read`, `write`, `delete`, `push`, `export`; `admin` has all).
 Errors are `application/problem+json` (RFC 9457) with a stable `code`.
 
 Image references in paths may contain slashes and ports
@@ -94,13 +96,15 @@ def _problem_response(status: int) -> dict[str, Any]:
     }
 
 
-def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]) -> dict:
+def _operation(
+    endpoint: str, view: Any, doc: OperationDoc, path_args: list[str], scope: str | None
+) -> dict:
     summary, description = _summary_and_description(view)
     op: dict[str, Any] = {
         "operationId": endpoint.replace(".", "_"),
         "tags": doc.tags,
         "summary": summary,
-        "x-berth-scope": doc.scope,
+        "x-berth-scope": scope,
     }
     if description:
         op["description"] = description
@@ -142,10 +146,10 @@ def _operation(endpoint: str, view: Any, doc: OperationDoc, path_args: list[str]
         responses[str(status)] = response
 
     errors = set(doc.errors) | {500}
-    if doc.scope == PUBLIC:
+    if scope == PUBLIC:
         op["security"] = []
     else:
-        op["security"] = [{"bearerAuth": [doc.scope]}]
+        op["security"] = [{"bearerAuth": [scope]}]
         errors |= {401, 403}
     if doc.query is not None or doc.body is not None or path_args or doc.engine:
         errors.add(400)
@@ -186,7 +190,14 @@ def build_spec(app: Flask, version: str) -> dict[str, Any]:
                 continue
             methods = [m.lower() for m in rule.methods or () if m.lower() in _METHODS]
             operations = {
-                m: _operation(rule.endpoint, view, doc, sorted(rule.arguments)) for m in methods
+                m: _operation(
+                    rule.endpoint,
+                    view,
+                    doc,
+                    sorted(rule.arguments),
+                    required_scope(app, rule.rule, m.upper()),
+                )
+                for m in methods
             }
             spec.path(view=view, app=app, operations=operations)
     return spec.to_dict()

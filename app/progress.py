@@ -3,12 +3,16 @@
 The engine reports failures *inside* a 200 stream (``{"error": ..., "errorDetail": ...}``).
 ``Progress`` reads every event, keeps per-layer byte counts and the registry's digest, and turns
 an error event into the BerthError it means, so that a failure is always reported as one.
+What it keeps is bounded however long the stream runs: the last ``MAX_MESSAGES`` status
+messages (plus the ``Loaded image`` lines a load reports, up to ``MAX_LOADED``) and byte counts
+for at most ``MAX_LAYERS`` layers; finished layers past that are folded into one aggregate.
 Plain logic: no flask, no docker.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -42,6 +46,17 @@ _AUTH = (
     "unauthorized: authentication required",
 )
 _UNKNOWN = ("manifest unknown", "not found", "does not exist", "name unknown")
+_LAYER_DONE = (
+    "Pull complete",
+    "Pushed",
+    "Layer already exists",
+    "Already exists",
+    "Download complete",
+)
+
+MAX_MESSAGES = 200
+MAX_LOADED = 10_000
+MAX_LAYERS = 1_000
 
 
 def classify_registry_error(message: str) -> BerthError:
@@ -75,15 +90,36 @@ class Progress:
         self.error: BerthError | None = None
         self.digest: str | None = None
         self.size: int | None = None
-        self.messages: list[str] = []
+        self._recent: deque[str] = deque(maxlen=MAX_MESSAGES)
+        self._loaded: list[str] = []
+        self._folded = (0, 0)  # bytes of the layers dropped from ``layers`` to bound it
+
+    @property
+    def messages(self) -> list[str]:
+        """The ``Loaded image`` lines, then the last MAX_MESSAGES messages (the last is last)."""
+        return self._loaded + list(self._recent)
 
     @property
     def current(self) -> int:
-        return sum(c for c, _ in self.layers.values())
+        return self._folded[0] + sum(c for c, _ in self.layers.values())
 
     @property
     def total(self) -> int:
-        return sum(t for _, t in self.layers.values())
+        return self._folded[1] + sum(t for _, t in self.layers.values())
+
+    def _note(self, status: str) -> None:
+        self._recent.append(status)
+        if status.startswith("Loaded image") and len(self._loaded) < MAX_LOADED:
+            self._loaded.append(status)
+
+    def _set_layer(self, layer: str, counts: tuple[int, int]) -> None:
+        if layer not in self.layers and len(self.layers) >= MAX_LAYERS:
+            # Fold the oldest finished layer (else the oldest) into the aggregate.
+            oldest = next((k for k, (c, t) in self.layers.items() if c >= t), None)
+            oldest = oldest if oldest is not None else next(iter(self.layers))
+            current, total = self.layers.pop(oldest)
+            self._folded = (self._folded[0] + current, self._folded[1] + total)
+        self.layers[layer] = counts
 
     def feed(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Record one engine event; return its normalised form (None for noise)."""
@@ -105,20 +141,14 @@ class Progress:
             self.digest = match.group(1)
             if match.group(2):
                 self.size = int(match.group(2))
-        self.messages.append(status)
+        self._note(status)
         layer = event.get("id")
         detail = event.get("progressDetail") or {}
         current, total = detail.get("current"), detail.get("total")
         if layer and isinstance(current, int):
             total = total if isinstance(total, int) and total > 0 else current
-            self.layers[layer] = (current, total)
-        elif layer and status in (
-            "Pull complete",
-            "Pushed",
-            "Layer already exists",
-            "Already exists",
-            "Download complete",
-        ):
+            self._set_layer(layer, (current, total))
+        elif layer and status in _LAYER_DONE:
             known = self.layers.get(layer)
             if known:
                 self.layers[layer] = (known[1], known[1])

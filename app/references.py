@@ -133,6 +133,9 @@ def parse_reference(text: str) -> Reference:
     domain, path = _split_domain(remainder)
     if domain is not None and not _DOMAIN.match(domain):
         raise InvalidReference(f"'{domain}' is not a valid registry host[:port].")
+    if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
+        # A host only by its capitals ("UPPER/x"): the engine refuses such names as well.
+        raise InvalidReference(f"Repository name component '{domain}' must be lowercase.")
     for component in path.split("/"):
         if not component:
             raise InvalidReference("The repository name has an empty path component ('//').")

@@ -16,6 +16,7 @@ import binascii
 import json
 from typing import Any
 
+from app import jsonsafe
 from app.errors import ValidationFailed
 
 HEADER = "X-Registry-Auth"
@@ -65,7 +66,7 @@ def parse_registry_auth_header(value: str | None) -> dict[str, str] | None:
     except (binascii.Error, ValueError):
         raise _invalid("it is not base64url") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = jsonsafe.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise _invalid("it does not decode to JSON") from None
     if not isinstance(data, dict):

@@ -7,28 +7,25 @@ Authentication follows the registry's ``WWW-Authenticate`` challenge: ``Basic`` 
 credentials as they are; ``Bearer realm=...,service=...,scope=...`` gets a token from the realm
 (with the credentials as HTTP Basic, or an identity token as an OAuth2 refresh token), cached per
 registry, scope and credentials until it expires. Plain HTTP is used only for loopback hosts and
-hosts listed in ``BERTH_INSECURE_REGISTRIES``; everything else is HTTPS.
+hosts listed in ``BERTH_INSECURE_REGISTRIES``; everything else is HTTPS. A token realm must be
+HTTPS (plain HTTP only for a host listed in ``BERTH_INSECURE_REGISTRIES``) and pass the outbound
+policy, like the registry itself; the realm's error bodies are never repeated to the caller.
 
 ``{registry}`` values from users are validated as ``host[:port]`` (never a URL, a path or
-userinfo) before any connection is made. Credentials never appear in errors or logs.
+userinfo) before any connection is made, and every exchange is bounded in time and size
+(``app.registry_http``). Credentials never appear in errors or logs.
 """
 
 from __future__ import annotations
 
 import base64
-import bisect
 import hashlib
 import ipaddress
-import json
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -37,8 +34,20 @@ from app.errors import (
     NotFound,
     RegistryAuthFailed,
     RegistryError,
-    RegistryUnreachable,
+    RegistryNotAllowed,
     ValidationFailed,
+)
+from app.outbound import OutboundPolicy
+from app.registry_http import Answer, bounded_session, exchange
+from app.registry_paging import MAX_CATALOG_PAGES
+from app.registry_tokens import (
+    TOKEN_ANSWER_LIMIT,
+    Challenge,
+    TokenCache,
+    credentials_fingerprint,
+    next_link,
+    parse_challenge,
+    token_answer,
 )
 
 DOCKER_HUB = "docker.io"
@@ -52,17 +61,12 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
 )
 CATALOG_SCOPE = "registry:catalog:*"
-TOKEN_EXPIRY_MARGIN = 10.0
-DEFAULT_TOKEN_LIFETIME = 60.0
-MAX_CATALOG_PAGES = 50
 DIGEST_CONCURRENCY = 8
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_PORT = re.compile(
     rf"^(?:(?P<name>{_LABEL}(?:\.{_LABEL})*)|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?$"
 )
-_CHALLENGE_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 
 
 # --------------------------------------------------------------------------- addresses
@@ -129,8 +133,12 @@ def allows_plain_http(registry: str, insecure: Iterable[str]) -> bool:
     IP addresses, as the engine's ``insecure-registries`` setting reads them.
     """
     host, _ = split_host_port(registry)
-    if is_loopback(host):
-        return True
+    return is_loopback(host) or listed_insecure(registry, insecure)
+
+
+def listed_insecure(registry: str, insecure: Iterable[str]) -> bool:
+    """True when BERTH_INSECURE_REGISTRIES lists ``registry`` (loopback is not implied)."""
+    host, _ = split_host_port(registry)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -161,95 +169,10 @@ def api_host(registry: str) -> str:
     return DOCKER_HUB_API if is_docker_hub(registry) else registry
 
 
-# --------------------------------------------------------------------------- challenges
-
-
-@dataclass(frozen=True)
-class Challenge:
-    scheme: str  # "basic" or "bearer" (lowercase)
-    params: dict[str, str] = field(default_factory=dict)
-
-
-def parse_challenge(header: str) -> Challenge | None:
-    """The first challenge of a ``WWW-Authenticate`` header, or None if there is none."""
-    header = (header or "").strip()
-    if not header:
-        return None
-    scheme, _, rest = header.partition(" ")
-    params = {}
-    for name, value in _CHALLENGE_PARAM.findall(rest):
-        if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        params[name.lower()] = value
-    return Challenge(scheme.lower(), params)
-
-
-def next_link(header: str | None) -> str | None:
-    """The target of a ``Link: <...>; rel="next"`` header."""
-    if not header:
-        return None
-    match = _LINK_NEXT.search(header)
-    return match.group(1) if match else None
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-def credentials_fingerprint(auth: dict[str, Any] | None) -> str:
-    """A one-way key for caching tokens per set of credentials (never the secret itself)."""
-    if not auth:
-        return "anonymous"
-    material = json.dumps(
-        [auth.get(k) for k in ("username", "password", "identitytoken", "registrytoken")]
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-class TokenCache:
-    """Bearer tokens by (registry, service, scope, credentials); thread-safe, expiry-aware."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
-        self._challenges: dict[str, Challenge] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, ...]) -> str | None:
-        with self._lock:
-            entry = self._tokens.get(key)
-            if entry is None:
-                return None
-            token, expires = entry
-            if self._clock() >= expires:
-                del self._tokens[key]
-                return None
-            return token
-
-    def put(self, key: tuple[str, ...], token: str, lifetime: float) -> None:
-        with self._lock:
-            if len(self._tokens) > 1000:
-                now = self._clock()
-                self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
-            expires = self._clock() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0)
-            self._tokens[key] = (token, expires)
-
-    def drop(self, key: tuple[str, ...]) -> None:
-        with self._lock:
-            self._tokens.pop(key, None)
-
-    def challenge(self, registry: str) -> Challenge | None:
-        with self._lock:
-            return self._challenges.get(registry)
-
-    def remember_challenge(self, registry: str, challenge: Challenge) -> None:
-        with self._lock:
-            self._challenges[registry] = challenge
-
-
 # --------------------------------------------------------------------------- client
 
 
-def _registry_message(response: requests.Response) -> tuple[str | None, str]:
+def _registry_message(response: Answer) -> tuple[str | None, str]:
     """(first error code, message) of a registry error body, as the v2 API spells them."""
     try:
         body = response.json()
@@ -276,6 +199,7 @@ class RegistryClient:
         timeout: float = 30.0,
         tokens: TokenCache | None = None,
         session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self.registry = validate_registry(registry)
         self.auth = auth or None
@@ -284,31 +208,24 @@ class RegistryClient:
         self.base = f"{self.scheme}://{api_host(self.registry)}"
         self.timeout = timeout
         self.tokens = tokens or TokenCache()
-        self.session = session or requests.Session()
+        self.session = session or bounded_session()
+        self.policy = policy
         self._fingerprint = credentials_fingerprint(self.auth)
+        if policy is not None:
+            policy.check(self.registry)  # before any connection
 
     # -- transport
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.exceptions.SSLError:
-            raise RegistryUnreachable(
-                f"TLS with registry {self.registry} failed (plain HTTP is used only for "
-                "loopback hosts and BERTH_INSECURE_REGISTRIES)."
-            ) from None
-        except requests.exceptions.Timeout:
-            raise RegistryUnreachable(
-                f"Registry {self.registry} did not answer within {self.timeout:g} s."
-            ) from None
-        except requests.exceptions.ConnectionError as e:
-            raise RegistryUnreachable(
-                f"Cannot reach registry {self.registry}: {_connection_reason(e)}."
-            ) from None
-        except requests.exceptions.RequestException as e:
-            raise RegistryError(
-                f"Request to registry {self.registry} failed: {type(e).__name__}"
-            ) from None
+    def _send(self, method: str, url: str, *, name: str | None = None, **kwargs: Any) -> Answer:
+        """One exchange, within BERTH_REGISTRY_TIMEOUT in total and the size caps."""
+        return exchange(
+            self.session,
+            method,
+            url,
+            name=name or f"Registry {self.registry}",
+            timeout=self.timeout,
+            **kwargs,
+        )
 
     def _basic(self) -> tuple[str, str] | None:
         if self.auth and self.auth.get("username") and self.auth.get("password") is not None:
@@ -337,6 +254,7 @@ class RegistryClient:
     def _fetch_token(self, challenge: Challenge, scope: str | None) -> str:
         realm = challenge.params.get("realm", "")
         self._check_realm(realm)
+        service_name = f"The token service of registry {self.registry}"
         scopes = [s for s in (scope, challenge.params.get("scope")) if s]
         scopes = list(dict.fromkeys(scopes))
         service = challenge.params.get("service")
@@ -352,7 +270,9 @@ class RegistryClient:
                 form["service"] = service
             if scopes:
                 form["scope"] = " ".join(scopes)
-            response = self._send("POST", realm, data=form, allow_redirects=False)
+            response = self._send(
+                "POST", realm, name=service_name, data=form, limit=TOKEN_ANSWER_LIMIT
+            )
         else:
             params: list[tuple[str, str]] = []
             if service:
@@ -361,7 +281,9 @@ class RegistryClient:
             basic = self._basic()
             if basic:
                 params.append(("account", basic[0]))
-            response = self._send("GET", realm, params=params, auth=basic, allow_redirects=False)
+            response = self._send(
+                "GET", realm, name=service_name, params=params, auth=basic, limit=TOKEN_ANSWER_LIMIT
+            )
         if response.status_code in (401, 403):
             raise RegistryAuthFailed(
                 f"The token service of registry {self.registry} refused the credentials."
@@ -370,39 +292,44 @@ class RegistryClient:
                 "or store them in BERTH_REGISTRY_AUTH_FILE."
             )
         if response.status_code != 200:
-            _, message = _registry_message(response)
-            raise RegistryError(
-                f"The token service of registry {self.registry} answered "
-                f"{response.status_code}: {message}"
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-        if not token:
-            raise RegistryError(f"The token service of registry {self.registry} sent no token.")
-        try:
-            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (TypeError, ValueError):
-            lifetime = DEFAULT_TOKEN_LIFETIME
-        self.tokens.put(self._token_key(challenge, scope), str(token), lifetime)
-        return str(token)
+            # Only the status: the realm's body may be any internal service's page.
+            raise RegistryError(f"{service_name} answered {response.status_code}.")
+        token, lifetime = token_answer(response)
+        if token is None:
+            raise RegistryError(f"{service_name} sent no usable token.")
+        self.tokens.put(self._token_key(challenge, scope), token, lifetime)
+        return token
 
     def _check_realm(self, realm: str) -> None:
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            raise RegistryError(f"Registry {self.registry} sent an unusable token realm.")
-        if parts.scheme == "http":
-            host = parts.hostname
-            port = f":{parts.port}" if parts.port else ""
-            shown = f"[{host}]" if ":" in host else host
-            if not allows_plain_http(f"{shown}{port}", self._insecure):
-                raise RegistryError(
-                    f"Registry {self.registry} asks for tokens over plain HTTP from {host}; "
-                    "Berth sends credentials over plain HTTP only to loopback hosts and "
-                    "BERTH_INSECURE_REGISTRIES."
-                )
+        """The realm must be an https URL (http only if listed insecure) the policy allows."""
+        unusable = RegistryError(f"Registry {self.registry} sent an unusable token realm.")
+        try:
+            parts = urlsplit(realm)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise unusable from None
+        if (
+            len(realm) > 2048
+            or parts.scheme not in ("http", "https")
+            or not host
+            or parts.username is not None
+            or parts.password is not None
+        ):
+            raise unusable
+        shown = f"[{host}]" if ":" in host else host
+        address = f"{shown}:{port}" if port else shown
+        try:
+            address = validate_registry(address)
+        except ValidationFailed:
+            raise unusable from None
+        if parts.scheme == "http" and not listed_insecure(address, self._insecure):
+            raise RegistryNotAllowed(
+                f"Registry {self.registry} asks for tokens over plain HTTP from {address}; "
+                "Berth sends credentials over plain HTTP only to hosts listed in "
+                "BERTH_INSECURE_REGISTRIES."
+            )
+        if self.policy is not None:
+            self.policy.check(address, realm_of=self.registry)
 
     def request(
         self,
@@ -412,7 +339,7 @@ class RegistryClient:
         scope: str | None = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> requests.Response:
+    ) -> Answer:
         """Send ``method path`` (a ``/v2/...`` path), answering one auth challenge if asked.
 
         Returns the response whatever its status, except that 401/403 after authenticating
@@ -424,7 +351,7 @@ class RegistryClient:
         authorization = self._authorization(known, scope)
         if authorization:
             headers["Authorization"] = authorization
-        response = self._send(method, url, params=params, headers=headers, allow_redirects=False)
+        response = self._send(method, url, params=params, headers=headers)
         if response.status_code == 401:
             challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
             if challenge is None or challenge.scheme not in ("basic", "bearer"):
@@ -441,14 +368,12 @@ class RegistryClient:
                     raise self._auth_failed()
                 authorization = f"Bearer {self._fetch_token(challenge, scope)}"
             headers["Authorization"] = authorization
-            response = self._send(
-                method, url, params=params, headers=headers, allow_redirects=False
-            )
+            response = self._send(method, url, params=params, headers=headers)
         if response.status_code in (401, 403):
             raise self._auth_failed(response)
         return response
 
-    def _auth_failed(self, response: requests.Response | None = None) -> RegistryAuthFailed:
+    def _auth_failed(self, response: Answer | None = None) -> RegistryAuthFailed:
         if self._fingerprint == "anonymous":
             return RegistryAuthFailed(
                 f"Registry {self.registry} requires credentials: send X-Registry-Auth or store "
@@ -462,7 +387,7 @@ class RegistryClient:
             f"Registry {self.registry} refused the credentials{reason}.",
         )
 
-    def _raise_for(self, response: requests.Response, what: str) -> None:
+    def _raise_for(self, response: Answer, what: str) -> None:
         if response.status_code < 400:
             return
         code, message = _registry_message(response)
@@ -567,7 +492,7 @@ def _basic_header(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def _json_list(response: requests.Response, key: str) -> list[str]:
+def _json_list(response: Answer, key: str) -> list[str]:
     try:
         body = response.json()
     except ValueError:
@@ -578,96 +503,3 @@ def _json_list(response: requests.Response, key: str) -> list[str]:
     if not isinstance(values, list):
         raise RegistryError(f"The registry sent an unreadable {key} list.")
     return [str(v) for v in values]
-
-
-def _connection_reason(error: Exception) -> str:
-    text = str(error).lower()
-    for marker, reason in (
-        ("connection refused", "connection refused"),
-        ("name or service not known", "unknown host"),
-        ("nodename nor servname", "unknown host"),
-        ("temporary failure in name resolution", "unknown host"),
-        ("no route to host", "no route to host"),
-        ("network is unreachable", "network is unreachable"),
-        ("connection reset", "connection reset"),
-        ("remote end closed", "connection closed by the registry"),
-    ):
-        if marker in text:
-            return reason
-    return "connection failed"
-
-
-# --------------------------------------------------------------------------- catalog paging
-
-
-def name_matcher(q: str | None) -> Callable[[str], bool]:
-    """A filter for repository names: a glob when ``q`` has ``* ? [``, else a substring.
-
-    Matching ignores case (repository names are lowercase anyway).
-    """
-    if not q:
-        return lambda name: True
-    needle = q.lower()
-    if any(c in needle for c in "*?["):
-        return lambda name: fnmatchcase(name.lower(), needle)
-    return lambda name: needle in name.lower()
-
-
-@dataclass
-class Page:
-    items: list[str]
-    next_last: str | None  # cursor for the following page, None when this is the last
-
-
-def scan_pages(
-    fetch: Callable[[int, str | None], tuple[list[str], bool]],
-    *,
-    n: int,
-    last: str | None = None,
-    matches: Callable[[str], bool] | None = None,
-    page_size: int | None = None,
-    max_pages: int = MAX_CATALOG_PAGES,
-) -> Page:
-    """Collect up to ``n`` matching names after ``last`` from a lexically ordered, paged list.
-
-    ``fetch(size, last)`` returns one upstream page and whether more follow. Filtering happens
-    here, so upstream pages are read until ``n`` matches are found and one more match is known
-    to exist (then ``next_last`` is the last name returned), or the list ends (``next_last`` is
-    None). After ``max_pages`` upstream pages the page is cut short, with ``next_last`` at the
-    last name examined, so a sparse filter never makes one request unbounded. Names not after
-    the cursor are skipped, so an upstream that ignores ``last`` cannot make this loop.
-    """
-    size = page_size or n
-    found: list[str] = []
-    cursor = last
-    for _ in range(max_pages):
-        names, more = fetch(size, cursor)
-        progressed = False
-        for name in names:
-            if cursor is not None and name <= cursor:
-                continue
-            cursor, progressed = name, True
-            if matches is not None and not matches(name):
-                continue
-            if len(found) == n:
-                return Page(found, found[-1])
-            found.append(name)
-        if not more or not progressed:
-            return Page(found, None)
-        if len(found) == n and matches is None:
-            return Page(found, found[-1])  # unfiltered: more upstream means more matches
-    return Page(found, cursor)
-
-
-def page_of(names: list[str], *, n: int, last: str | None = None) -> Page:
-    """Berth's own paging over a complete list: sorted, deduplicated, ``n`` after ``last``."""
-    ordered = sorted(set(names))
-    start = bisect.bisect_right(ordered, last) if last else 0
-    items = ordered[start : start + n]
-    return Page(items, items[-1] if start + n < len(ordered) else None)
-
-
-def page_link(base: str, params: dict[str, Any]) -> str:
-    """``base?params`` with the None values left out."""
-    query = urlencode([(k, v) for k, v in params.items() if v not in (None, "")])
-    return f"{base}?{query}" if query else base

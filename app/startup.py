@@ -19,10 +19,19 @@ from app.errors import BerthError
 log = logging.getLogger("berth.startup")
 
 
-def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
-    """Create the admin token if none is configured, then check the engine; print both."""
-    config = load_config()
-    base = f"http://{bind}"
+def announce(
+    bind: str,
+    out: TextIO = sys.stderr,
+    config: dict[str, Any] | None = None,
+    scheme: str = "http",
+) -> dict[str, Any]:
+    """Create the admin token if none is configured, then check the engine; print both.
+
+    The token itself is printed only when ``out`` is a terminal: otherwise (``docker logs``,
+    journald, a file) the log says where the token is stored, never the token.
+    """
+    config = load_config() if config is None else config
+    base = f"{scheme}://{bind}"
     if config["BERTH_AUTH"] == "disabled":
         print(
             "WARNING: BERTH_AUTH=disabled - anyone who reaches this port has root on the host.",
@@ -30,11 +39,12 @@ def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
         )
     elif config.get("BERTH_TOKENS") is None and not config.get("BERTH_TOKENS_FILE"):
         token, path = ensure_bootstrap_token(config)
-        if token:
+        if token and _is_terminal(out):
             print(f"Created an admin token (stored in {path}, mode 0600):", file=out)
             print(f"\n    {token}\n", file=out)
         else:
-            print(f"Using the admin token stored in {path}.", file=out)
+            made = "Created an admin token" if token else "Using the admin token"
+            print(f"{made}; it is stored in {path} (mode 0600, for this user only).", file=out)
             token = "$(cat " + str(path) + ")"
         print(f'Try:  curl -H "Authorization: Bearer {token}" {base}/v1/images\n', file=out)
     engine = Engine("local", docker_environment(config), timeout=5)
@@ -56,6 +66,13 @@ def announce(bind: str, out: TextIO = sys.stderr) -> dict[str, Any]:
         engine.close()
     print(f"Berth listens on {base} - API docs at {base}/apidocs/", file=out)
     return config
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
 
 
 def refuse_taken_addresses(addresses: list[Any]) -> None:

@@ -150,6 +150,7 @@ def berth_server(harness: Harness, workdir: Path) -> Iterator[Berth]:
         "BERTH_BIND": f"127.0.0.1:{port}",
         "BERTH_DATA_DIR": str(workdir / "berth"),
         "BERTH_ENGINES": json.dumps(engines),
+        "BERTH_ALLOWED_REGISTRIES": harness.registry,  # a loopback registry: listed explicitly
         "BERTH_TOKENS": json.dumps([{"name": "bench", "token": token, "scopes": ["admin"]}]),
         "BERTH_LOG_LEVEL": "WARNING",
     }

@@ -94,7 +94,8 @@ TOKEN_SERVICE = "berth-registry"
 TOKEN_ISSUER = "berth-test-issuer"
 BASIC_USER = "berth"
 BASIC_REALM = "berth-basic"
-APT_PACKAGES = ["docker.io", "docker-registry", "busybox-static", "apache2-utils"]
+# mmdebstrap: the container image test builds its Debian base with it (scripts/base-image.sh).
+APT_PACKAGES = ["docker.io", "docker-registry", "busybox-static", "apache2-utils", "mmdebstrap"]
 APPLETS = [
     "sh",
     "ls",
@@ -248,6 +249,7 @@ def missing_packages() -> list[str]:
         "busybox-static": static_busybox(),
         "apache2-utils": shutil.which("htpasswd"),
         "openssl": shutil.which("openssl"),
+        "mmdebstrap": shutil.which("mmdebstrap"),
     }
     return [pkg for pkg, ok in checks.items() if not ok]
 

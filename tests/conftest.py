@@ -68,13 +68,51 @@ def images(docker_client, base_image):
 
 @pytest.fixture
 def config(harness, tmp_path):
-    """App config pointing at the harness engine; tests may change it before using ``app``."""
+    """App config pointing at the harness engine; tests may change it before using ``app``.
+
+    The outbound policy allows exactly the harness's registries and the token registry's realm
+    (plain HTTP, so also listed insecure); any other loopback port is refused.
+    """
     return {
         "DOCKER_HOST": harness["docker_host"],
         "BERTH_TOKENS": _token_entries(),
         "BERTH_DATA_DIR": str(tmp_path / "data"),
         "BERTH_LOG_LEVEL": "INFO",
+        "BERTH_ALLOWED_REGISTRIES": harness_registries(harness),
+        "BERTH_ALLOW_PUBLIC_REGISTRIES": False,
+        "BERTH_INSECURE_REGISTRIES": [token_realm(harness)],
     }
+
+
+def harness_registries(harness) -> list[str]:
+    """The ``host:port`` of every harness registry and of the token registry's realm, and
+    Docker Hub's names (the engine's default; its requests end at the dead-end proxy).
+
+    Tests run the policy as a strict allow-list (``BERTH_ALLOW_PUBLIC_REGISTRIES`` false), so
+    Berth never looks up a name in DNS: no query leaves the machine.
+    """
+    addresses = [entry["address"] for entry in harness["registries"].values()]
+    return [*addresses, token_realm(harness), "docker.io"]
+
+
+def token_realm(harness) -> str:
+    return f"127.0.0.1:{harness['registries']['token']['token_port']}"
+
+
+@pytest.fixture
+def app_allowing(config):
+    """``app_allowing(*addresses, **settings)``: an app whose outbound policy also allows
+    ``addresses`` (``settings`` override more of the config)."""
+    made = []
+
+    def make(*addresses: str, **settings):
+        allowed = config["BERTH_ALLOWED_REGISTRIES"] + list(addresses)
+        made.append(create_app({**config, "BERTH_ALLOWED_REGISTRIES": allowed, **settings}))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.extensions["berth.engines"].close()
 
 
 @pytest.fixture

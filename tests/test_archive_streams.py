@@ -23,6 +23,7 @@ from tests.support.images import blob_image, unique
 BIG_MIB = 96
 UPLOAD_LIMIT = 4 * 1024 * 1024
 READ = {"Authorization": f"Bearer {TOKENS['read']}"}
+EXPORT = {"Authorization": f"Bearer {TOKENS['export']}"}
 WRITE = {"Authorization": f"Bearer {TOKENS['write']}", "Content-Type": "application/x-tar"}
 
 
@@ -130,7 +131,7 @@ def test_an_export_is_relayed_byte_for_byte(server, docker_client, base_image):
     try:
         expected = b"".join(docker_client.api.export(container.id))
         got = requests.get(
-            f"{server.url}/v1/containers/{container.id}/export", headers=READ, timeout=60
+            f"{server.url}/v1/containers/{container.id}/export", headers=EXPORT, timeout=60
         )
         assert got.status_code == 200
         assert got.content == expected

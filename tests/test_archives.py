@@ -456,7 +456,7 @@ def test_downloads_are_the_engines_bytes_on_either_path(
 
     container = docker_client.containers.create(image_id, ["true"], network_mode="none")
     try:
-        exported = client.get(f"/v1/containers/{container.id}/export", headers=headers("read"))
+        exported = client.get(f"/v1/containers/{container.id}/export", headers=headers("export"))
         assert exported.status_code == 200
         assert exported.data == b"".join(docker_client.api.export(container.id))
     finally:
@@ -579,7 +579,7 @@ def test_export_then_import_gives_one_layer_with_the_same_files_but_no_history_o
     container_id = images.container("echo more > /data/more.txt", image=ref)
     name = docker_client.api.inspect_container(container_id)["Name"].lstrip("/")
 
-    exported = client.get(f"/v1/containers/{name}/export", headers=headers("read"))
+    exported = client.get(f"/v1/containers/{name}/export", headers=headers("export"))
     assert exported.status_code == 200
     assert exported.mimetype == "application/x-tar"
     assert exported.headers["Content-Disposition"] == f"attachment; filename={name}.tar"
@@ -694,7 +694,7 @@ def test_garbage_truncated_and_empty_imports_are_400_and_change_nothing(
 
 def test_export_of_a_missing_container_is_404(client, headers):
     problem(
-        client.get(f"/v1/containers/{unique()}/export", headers=headers("read")),
+        client.get(f"/v1/containers/{unique()}/export", headers=headers("export")),
         404,
         "CONTAINER_NOT_FOUND",
     )

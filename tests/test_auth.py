@@ -7,7 +7,9 @@ import logging
 import pytest
 
 from app import create_app
-from app.auth import PUBLIC, TokenConfigError, declared_scope
+from app.api.scopes import ROUTES, route_key, scope_table
+from app.auth import ANY_TOKEN, PUBLIC, SCOPES, TokenConfigError, required_scope
+from scripts.scope_table import README, readme_table
 
 SAMPLE_ARGS = {
     "ref": "berth-test/busybox:latest",
@@ -30,20 +32,112 @@ def _urls(app):
             yield rule, method, url
 
 
-def test_every_route_declares_a_scope(offline_app):
-    undeclared = [
-        r.endpoint
-        for r in offline_app.url_map.iter_rules()
-        if declared_scope(offline_app, r.endpoint) is None
-    ]
-    assert undeclared == []
+def _routes(app):
+    """Every (rule, method) the app serves; HEAD is its GET."""
+    return {
+        route_key(rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_the_route_table_and_the_url_map_are_the_same_routes(offline_app):
+    served = _routes(offline_app)
+    assert sorted(served - set(ROUTES)) == [], "routes with no scope in app/api/scopes.py"
+    assert sorted(set(ROUTES) - served) == [], "table rows for routes that do not exist"
+
+
+def test_the_route_table_names_only_known_scopes_and_engine_rules(offline_app):
+    for key, route in ROUTES.items():
+        assert route.scope in (*SCOPES, PUBLIC, ANY_TOKEN), key
+        assert route.engines in ("query", "body", "filtered", "default", "none"), key
+        assert route.exposes, key
+    # The table says where ?engine= is checked; the views that take it say the same.
+    for rule in offline_app.url_map.iter_rules():
+        doc = getattr(offline_app.view_functions[rule.endpoint], "berth_doc", None)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            route = ROUTES[route_key(rule.rule, method)]
+            takes_engine = doc is not None and doc.engine
+            assert takes_engine == (route.engines == "query"), (rule.rule, method)
+
+
+def test_a_route_missing_from_the_table_is_refused(offline_app, headers):
+    offline_app.add_url_rule("/v1/unlisted", "unlisted", lambda: "open")
+    client = offline_app.test_client()
+    for sent in ({}, headers("admin")):
+        response = client.get("/v1/unlisted", headers=sent)
+        assert response.status_code == 403
+        assert response.get_json()["code"] == "ROUTE_CLOSED"
+
+
+def _token_without(scope):
+    """A scope whose token lacks ``scope`` (every scope but admin lacks the others)."""
+    return "metrics" if scope == "read" else "read"
+
+
+def test_every_route_refuses_no_token_and_a_token_without_its_scope(offline_app, headers):
+    client = offline_app.test_client()
+    refused = 0
+    for rule, method, url in _urls(offline_app):
+        route = ROUTES[route_key(rule.rule, method)]
+        anonymous = client.open(url, method=method)
+        if route.scope == PUBLIC:
+            assert anonymous.status_code != 401, (method, url)
+            continue
+        assert anonymous.status_code == 401, (method, url, anonymous.status_code)
+        assert anonymous.get_json()["code"] == "UNAUTHORIZED"
+        if route.scope == ANY_TOKEN:
+            continue
+        other = _token_without(route.scope)
+        response = client.open(url, method=method, headers=headers(other))
+        assert response.status_code == 403, (method, url, other, response.status_code)
+        body = response.get_json()
+        assert body["code"] == "FORBIDDEN" and body["required_scope"] == route.scope, (method, url)
+        allowed = client.open(url, method=method, headers=headers(route.scope))
+        code = (allowed.get_json(silent=True) or {}).get("code")
+        assert code not in ("UNAUTHORIZED", "FORBIDDEN"), (method, url, code)
+        refused += 1
+    assert refused >= 24
+
+
+def test_exporting_a_container_needs_the_export_scope_not_read(offline_client, headers):
+    url = "/v1/containers/web-1/export"
+    assert ROUTES[(url.replace("web-1", "<container>"), "GET")].scope == "export"
+    refused = offline_client.get(url, headers=headers("read"))
+    assert refused.status_code == 403
+    assert refused.get_json()["required_scope"] == "export"
+    # Past the scope check the offline engine answers 503: export (and admin) are let through.
+    for scope in ("export", "admin"):
+        assert offline_client.get(url, headers=headers(scope)).status_code == 503
+    # and export alone reads no image metadata
+    assert offline_client.get("/v1/images", headers=headers("export")).status_code == 403
+
+
+def test_metrics_are_public_only_when_configured(tmp_path, headers):
+    for public, status in ((False, 401), (True, 200)):
+        app = create_app(
+            {
+                "BERTH_METRICS_PUBLIC": public,
+                "BERTH_DATA_DIR": str(tmp_path / str(public)),
+                "DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+            }
+        )
+        assert app.test_client().get("/metrics").status_code == status
+        expected = PUBLIC if public else "metrics"
+        assert required_scope(app, "/metrics", "GET") == expected
+
+
+def test_the_readme_scope_table_is_the_code_table():
+    assert readme_table(README.read_text()) == scope_table(), (
+        "README's scope table is stale: run 'scripts/scope_table.py --write'"
+    )
 
 
 def test_no_route_but_the_public_ones_answers_without_a_token(offline_app, offline_client):
     checked = 0
     for rule, method, url in _urls(offline_app):
         response = offline_client.open(url, method=method)
-        if declared_scope(offline_app, rule.endpoint) == PUBLIC:
+        if required_scope(offline_app, rule.rule, method) == PUBLIC:
             continue
         checked += 1
         assert response.status_code == 401, (method, url, response.status_code)
@@ -54,9 +148,7 @@ def test_no_route_but_the_public_ones_answers_without_a_token(offline_app, offli
 
 def test_public_routes_are_exactly_health_ready_and_docs(offline_app):
     public = {
-        r.rule
-        for r in offline_app.url_map.iter_rules()
-        if declared_scope(offline_app, r.endpoint) == PUBLIC
+        rule for (rule, method) in _routes(offline_app) if ROUTES[(rule, method)].scope == PUBLIC
     }
     assert {"/v1/health", "/v1/ready", "/openapi.json", "/apidocs/"} <= public
     assert all(

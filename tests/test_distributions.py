@@ -7,7 +7,10 @@ put on the fleet engines are removed after each test (the engines are shared by 
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
+import uuid
 from pathlib import Path
 
 import docker
@@ -56,7 +59,8 @@ def fleet(harness):
 
 
 @pytest.fixture
-def fleet_app(harness, config, fleet):
+def fleet_config(harness, config, fleet):
+    """The app config for the fleet: the local engine, fleet-1 and fleet-2, a limited token."""
     config = dict(config)
     config["BERTH_ENGINES"] = {
         "local": harness["docker_host"],
@@ -70,7 +74,12 @@ def fleet_app(harness, config, fleet):
             "engines": ["local", "fleet-1"],
         }
     ]
-    app = create_app(config)
+    return config
+
+
+@pytest.fixture
+def fleet_app(fleet_config):
+    app = create_app(fleet_config)
     yield app
     app.extensions["berth.engines"].close()
 
@@ -299,12 +308,15 @@ def test_token_limited_to_one_engine_may_distribute_only_there(
 
 
 def test_cancelling_the_job_stops_the_distribution(
-    fleet_client, fleet, harness, headers, source_image
+    fleet_config, fleet, harness, headers, source_image
 ):
     _, ref = source_image
     host, port = harness["registries"]["open"]["address"].split(":")
     with StallingProxy((host, int(port)), stall_after=1024 * 1024) as proxy:
         target = f"127.0.0.1:{proxy.port}/{unique('berth-dist')}:1"
+        allowed = [*fleet_config["BERTH_ALLOWED_REGISTRIES"], f"127.0.0.1:{proxy.port}"]
+        fleet_app = create_app({**fleet_config, "BERTH_ALLOWED_REGISTRIES": allowed})
+        fleet_client = fleet_app.test_client()
         accepted = start(
             fleet_client,
             {"image": ref, "target_engines": list(FLEET), "via": {"registry": target}},
@@ -321,6 +333,7 @@ def test_cancelling_the_job_stops_the_distribution(
     assert done["summary"]["cancelled"] == list(FLEET)
     for client in fleet.values():
         assert image_on(client, target) is None
+    fleet_app.extensions["berth.engines"].close()
 
 
 # --------------------------------------------------------------------------- refused up front
@@ -449,3 +462,45 @@ def test_pull_bytes_count_downloads_not_the_extraction_restarting_from_zero():
         moved.feed(line)
         assert moved.done <= 1000
     assert (moved.done, moved.total) == (1000, 1000)
+
+
+def _tiny_image(client, repository: str, tag: str) -> str:
+    """Import a one-file image as ``repository:tag`` on ``client``'s engine; its id."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo(f"mark-{uuid.uuid4().hex}")
+        tar.addfile(info, io.BytesIO(b""))
+    client.api.import_image_from_data(data.getvalue(), repository=repository, tag=tag)
+    return client.images.get(f"{repository}:{tag}").id
+
+
+def _names(client) -> list[tuple[str, tuple[str, ...]]]:
+    return sorted((i.id, tuple(sorted(i.tags))) for i in client.images.list(all=True))
+
+
+@pytest.mark.parametrize("via", ["registry", "stream"])
+def test_distribution_moves_no_local_tag_on_the_source_or_a_target(
+    fleet_client, fleet, harness, headers, source_image, docker_client, images, via
+):
+    image_id, ref = source_image
+    target_ref = registry_ref(harness)
+    # The source already names another image as the registry reference...
+    other_id, _ = images.image(f"echo {uuid.uuid4().hex} > /other")
+    docker_client.api.tag(other_id, *target_ref.rsplit(":", 1))
+    source_before = _names(docker_client)
+    # ...and fleet-1 uses the image's own name for an image of its own.
+    repository, tag = ref.rsplit(":", 1)
+    own_id = _tiny_image(fleet["fleet-1"], repository, tag)
+
+    body = {"image": ref, "target_engines": ["fleet-1"]}
+    body["via"] = {"registry": target_ref} if via == "registry" else "stream"
+    done = wait(fleet_client, start(fleet_client, body, headers("push"))["id"], headers("push"))
+
+    assert done["state"] == "succeeded", done
+    assert done["engines"][0]["image_id"] == image_id
+    assert _names(docker_client) == source_before
+    assert fleet["fleet-1"].images.get(ref).id == own_id
+    assert image_on(fleet["fleet-1"], image_id) is not None
+    if via == "registry":  # a name fleet-1 did not use is given
+        assert fleet["fleet-1"].images.get(target_ref).id == image_id
+    assert not any("berth-hold" in t for _, tags in _names(fleet["fleet-1"]) for t in tags)

@@ -1,4 +1,5 @@
-"""Fuzzing every operation of Berth's own OpenAPI document with schemathesis (admin token).
+"""Fuzzing every operation of Berth's own OpenAPI document with schemathesis (admin token), and
+again with a `read` token, checking that nothing it does changes the engine.
 
 Bounded: a fixed number of examples per operation, no deadline per example. Expected: every
 response conforms to the document (status codes, content types, schemas, Allow headers), and no
@@ -15,12 +16,13 @@ import tempfile
 
 import docker
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from app import create_app
-from tests.conftest import TOKENS, _token_entries
+from tests.conftest import TOKENS, _token_entries, harness_registries
 from tests.support.harness import load_state
 
 MAX_EXAMPLES = int(os.environ.get("BERTH_FUZZ_EXAMPLES", "25"))
@@ -51,6 +53,10 @@ app = create_app(
         "BERTH_TOKENS": _token_entries(),
         "BERTH_DATA_DIR": tempfile.mkdtemp(prefix="berth-fuzz-"),
         "BERTH_LOG_LEVEL": "WARNING",
+        # A strict allow-list: whatever registry the fuzzer names, Berth refuses it without a
+        # DNS look-up, so nothing leaves the machine.
+        "BERTH_ALLOWED_REGISTRIES": harness_registries(_state),
+        "BERTH_ALLOW_PUBLIC_REGISTRIES": False,
     }
 )
 
@@ -60,10 +66,11 @@ app = create_app(
 # - an archive body is bytes: only the engine can tell a tar from garbage (INVALID_ARCHIVE);
 # - X-Registry-Auth is base64url of a JSON object: a schema can say base64url, not JSON;
 # - a push of a {ref} given by digest or id needs a `target` in the body;
-# - a distribution's source engine cannot also be one of its targets.
+# - a distribution's source engine cannot also be one of its targets;
+# - an audit cursor (`before`) is opaque: only one that Berth gave out can be used.
 _OPAQUE_INPUTS = (
     r"^/v1/(archives|images/import|images/pull|images/\{ref\}/push|search|registries/.*"
-    r"|distributions)$"
+    r"|distributions|audit)$"
 )
 CONFIG = SchemathesisConfig.from_dict(
     {
@@ -108,6 +115,47 @@ def no_unexpected_server_error(ctx, response, case):
     if status == 500 or not documented or code not in _UPSTREAM_CODES:
         raise AssertionError(f"Server error {status} {code}: {response.text[:300]}")
     return None
+
+
+# The same operations with a `read` token: whatever it sends, the engine must not change (and the
+# registries' catalogs neither). Run first, so that no job of the admin run is still at work.
+READ_EXAMPLES = int(os.environ.get("BERTH_FUZZ_READ_EXAMPLES", "5"))
+read_schema = schemathesis.openapi.from_wsgi(
+    "/openapi.json",
+    app,
+    config=SchemathesisConfig.from_dict(
+        {"auth": {"openapi": {"bearerAuth": {"bearer": TOKENS["read"]}}}}
+    ),
+)
+_initial: list[tuple] = []  # the engine's state before the first call; it must never change
+_engine = docker.APIClient(base_url=_state["engines"][FUZZ_ENGINE]["docker_host"], version="auto")
+
+
+def _engine_state() -> tuple:
+    """Image ids with every name and digest, container ids, and the open registry's catalog."""
+    images = sorted(
+        (i["Id"], tuple(sorted(i.get("RepoTags") or [])), tuple(sorted(i.get("RepoDigests") or [])))
+        for i in _engine.images(all=True)
+    )
+    containers = sorted(c["Id"] for c in _engine.containers(all=True))
+    registry = _state["registries"]["open"]["address"]
+    catalog = requests.get(f"http://{registry}/v2/_catalog?n=1000", timeout=10).json()
+    return images, containers, catalog
+
+
+@read_schema.parametrize()
+@settings(
+    max_examples=READ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_a_read_token_changes_nothing_in_the_engine(case):
+    if not _initial:
+        _initial.append(_engine_state())
+    response = case.call()
+    assert response.status_code != 500, response.text[:300]
+    assert _engine_state() == _initial[0], (case.method, case.formatted_path, response.status_code)
 
 
 @schema.parametrize()

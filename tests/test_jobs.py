@@ -24,7 +24,7 @@ from app import create_app
 from app.jobs.runner import STALE_SECONDS, worker_lost_problem
 from app.jobs.store import JobStore
 from app.jobs.workers import Worker, is_alive, process_start
-from tests.conftest import TOKENS, _token_entries
+from tests.conftest import TOKENS, _token_entries, harness_registries
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import ROOT
 from tests.support.registry import push_image, served_digest
@@ -75,6 +75,12 @@ def stalling_registry(open_registry):
     host, port = open_registry.rsplit(":", 1)
     with StallingProxy((host, int(port))) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def stall_client(app_allowing, stalling_registry):
+    """A client whose outbound policy also allows the stalling proxy."""
+    return app_allowing(f"127.0.0.1:{stalling_registry.port}").test_client()
 
 
 # --------------------------------------------------------------------------- the store
@@ -220,10 +226,10 @@ def test_async_push_failure_is_recorded_as_a_problem(client, headers, image, har
     assert lines[-1]["error"]["code"] == "REGISTRY_AUTH_FAILED"
 
 
-def test_failures_known_before_the_job_are_plain_errors(client, headers):
+def test_failures_known_before_the_job_are_plain_errors(client, headers, open_registry):
     response = client.post(
         f"/v1/images/nothing-{uuid.uuid4().hex[:8]}:1/push",
-        json={"target": "127.0.0.1:1/x:1"},
+        json={"target": f"{open_registry}/x:1"},
         headers={**headers("push"), "Prefer": "respond-async"},
     )
     assert response.status_code == 404
@@ -352,9 +358,10 @@ def _never_served(address: str, name: str, tag: str, seconds: float = 3.0) -> bo
 
 
 def test_stalled_push_finishes_once_the_registry_recovers(
-    client, headers, big_image, stalling_registry, open_registry
+    stall_client, headers, big_image, stalling_registry, open_registry
 ):
     """The control for the cancellation tests: the stall alone stops nothing."""
+    client = stall_client
     name = _name()
     response = client.post(
         f"/v1/images/{big_image['ref']}/push",
@@ -374,8 +381,9 @@ def test_stalled_push_finishes_once_the_registry_recovers(
 
 
 def test_cancelled_push_stops_the_engine(
-    client, headers, big_image, stalling_registry, open_registry
+    stall_client, headers, big_image, stalling_registry, open_registry
 ):
+    client = stall_client
     name = _name()
     response = client.post(
         f"/v1/images/{big_image['ref']}/push",
@@ -408,6 +416,8 @@ def test_cancel_reaches_the_job_through_another_process_view(
 ):
     """Two apps on one data dir stand for two workers: the one that did not start the job
     cannot signal it directly and goes through the record's cancel flag."""
+    allowed = [*config["BERTH_ALLOWED_REGISTRIES"], f"127.0.0.1:{stalling_registry.port}"]
+    config = {**config, "BERTH_ALLOWED_REGISTRIES": allowed}
     starter, other = create_app(config), create_app(config)
     name = _name()
     try:
@@ -431,8 +441,15 @@ def test_cancel_reaches_the_job_through_another_process_view(
 # --------------------------------------------------------------------------- gunicorn
 
 
-def _server_env(harness, tmp_path) -> dict[str, str]:
-    return {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path / "data")}
+def _server_env(harness, tmp_path, *allowed: str) -> dict[str, str]:
+    """The server's environment; its outbound policy allows the harness registries and
+    ``allowed``."""
+    return {
+        "DOCKER_HOST": harness["docker_host"],
+        "BERTH_DATA_DIR": str(tmp_path / "data"),
+        "BERTH_ALLOWED_REGISTRIES": ",".join([*harness_registries(harness), *allowed]),
+        "BERTH_ALLOW_PUBLIC_REGISTRIES": "false",
+    }
 
 
 def _get_job(server, token):
@@ -482,7 +499,7 @@ def test_async_push_through_gunicorn_with_two_workers(harness, tmp_path, image, 
 def test_job_of_a_killed_gunicorn_worker_is_failed(
     harness, tmp_path, big_image, stalling_registry, open_registry
 ):
-    env = _server_env(harness, tmp_path)
+    env = _server_env(harness, tmp_path, f"127.0.0.1:{stalling_registry.port}")
     name = _name()
     with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
         response = requests.post(
@@ -511,7 +528,7 @@ def test_job_of_a_killed_gunicorn_worker_is_failed(
 
 
 def test_jobs_of_a_stopping_server_are_failed(harness, tmp_path, big_image, stalling_registry):
-    env = _server_env(harness, tmp_path)
+    env = _server_env(harness, tmp_path, f"127.0.0.1:{stalling_registry.port}")
     with gunicorn_server(env, workers=2, tokens=_token_entries()) as server:
         response = requests.post(
             f"{server.url}/v1/images/{big_image['ref']}/push",

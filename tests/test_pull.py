@@ -123,16 +123,20 @@ def test_missing_repository_is_404_manifest_unknown(client, headers, harness):
     assert answer.get_json()["code"] == "MANIFEST_UNKNOWN"
 
 
-def test_unreachable_registry_is_502(client, headers):
-    answer = pull(client, headers, reference=f"127.0.0.1:{free_port()}/team/app:1")
+def test_unreachable_registry_is_502(app_allowing, headers):
+    port = free_port()
+    client = app_allowing(f"127.0.0.1:{port}").test_client()
+    answer = pull(client, headers, reference=f"127.0.0.1:{port}/team/app:1")
     assert answer.status_code == 502
     problem = answer.get_json()
     assert problem["code"] == "REGISTRY_UNREACHABLE"
     assert "connection refused" in problem["detail"]
 
 
-def test_unreachable_registry_with_ndjson_is_a_problem_not_a_stream(client, headers):
-    answer = pull(client, headers, extra=NDJSON, reference=f"127.0.0.1:{free_port()}/team/app:1")
+def test_unreachable_registry_with_ndjson_is_a_problem_not_a_stream(app_allowing, headers):
+    port = free_port()
+    client = app_allowing(f"127.0.0.1:{port}").test_client()
+    answer = pull(client, headers, extra=NDJSON, reference=f"127.0.0.1:{port}/team/app:1")
     assert answer.status_code == 502
     assert answer.mimetype == "application/problem+json"
 
@@ -360,8 +364,14 @@ def corrupt_registry():
     registry.stop()
 
 
-def test_failure_inside_the_engine_stream_is_502_not_200(client, headers, corrupt_registry):
-    answer = pull(client, headers, reference=f"{corrupt_registry.address}/team/broken:1")
+@pytest.fixture
+def corrupt_client(app_allowing, corrupt_registry):
+    """A client whose outbound policy also allows the corrupt registry."""
+    return app_allowing(corrupt_registry.address).test_client()
+
+
+def test_failure_inside_the_engine_stream_is_502_not_200(corrupt_client, headers, corrupt_registry):
+    answer = pull(corrupt_client, headers, reference=f"{corrupt_registry.address}/team/broken:1")
     assert answer.status_code == 502
     problem = answer.get_json()
     assert problem["code"] == "REGISTRY_ERROR"
@@ -369,10 +379,10 @@ def test_failure_inside_the_engine_stream_is_502_not_200(client, headers, corrup
 
 
 def test_failure_inside_the_stream_ends_ndjson_with_one_error_line(
-    client, headers, corrupt_registry
+    corrupt_client, headers, corrupt_registry
 ):
     answer = pull(
-        client, headers, extra=NDJSON, reference=f"{corrupt_registry.address}/team/broken:1"
+        corrupt_client, headers, extra=NDJSON, reference=f"{corrupt_registry.address}/team/broken:1"
     )
     assert answer.status_code == 200  # the stream had begun; its last line says what happened
     lines = ndjson_lines(answer)

@@ -9,9 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support.harness import harness_module
 from tests.support.registry import (
+    MANIFEST_ACCEPT,
     basic_credentials,
     push_image,
     registry_auth_header,
@@ -422,3 +424,129 @@ def _wait(client, location, auth_headers, timeout=60):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {location} did not finish")
+
+
+# --------------------------------------------------------------------------- local tags
+
+
+def _local_names(docker_client) -> list[tuple[str, tuple[str, ...]]]:
+    """Every local image with its tags: what a push must leave exactly as it found it."""
+    return sorted(
+        (image["Id"], tuple(sorted(image.get("RepoTags") or [])))
+        for image in docker_client.api.images(all=True)
+    )
+
+
+def _served_config(address: str, name: str, tag: str) -> str:
+    """The config digest (the image id) of the manifest the registry serves for ``name:tag``."""
+    response = requests.get(
+        f"http://{address}/v2/{name}/manifests/{tag}",
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["config"]["digest"]
+
+
+def _push(client, headers, ref, target, mode, auth=None):
+    """Push ``ref`` as ``target`` answered as JSON, as an NDJSON stream, or as a job; the
+    outcome as ``(status, body)`` with the body of the result or of the error."""
+    sent = {**headers("push"), **({"X-Registry-Auth": auth} if auth else {})}
+    if mode == "ndjson":
+        sent["Accept"] = "application/x-ndjson"
+    if mode == "async":
+        sent["Prefer"] = "respond-async"
+    response = client.post(f"/v1/images/{ref}/push", json={"target": target}, headers=sent)
+    if mode == "ndjson":
+        last = _ndjson(response)[-1]
+        return (
+            (200, last["result"]) if "result" in last else (last["error"]["status"], last["error"])
+        )
+    if mode == "async":
+        assert response.status_code == 202, response.get_json()
+        job = _wait(client, response.headers["Location"], headers("admin"))
+        return (200, job["result"]) if job["state"] == "succeeded" else (0, job["error"])
+    return response.status_code, response.get_json()
+
+
+@pytest.mark.parametrize("mode", ["json", "ndjson", "async"])
+def test_push_leaves_a_target_tag_naming_another_image_as_it_was(
+    client, headers, image, images, open_registry, docker_client, mode
+):
+    other_id, _ = images.image(f"echo {uuid.uuid4().hex} > /other")
+    name = _name()
+    target = f"{open_registry}/{name}:1.0"
+    docker_client.api.tag(other_id, f"{open_registry}/{name}", "1.0")
+    before = _local_names(docker_client)
+
+    status, body = _push(client, headers, image["ref"], target, mode)
+
+    assert status == 200, body
+    assert body["id"] == image["id"]
+    assert body["digest"] == served_digest(open_registry, name, "1.0")
+    assert _served_config(open_registry, name, "1.0") == image["id"]  # this image, not the other
+    assert docker_client.api.inspect_image(target)["Id"] == other_id
+    assert _local_names(docker_client) == before
+
+
+@pytest.mark.parametrize("mode", ["json", "ndjson", "async"])
+def test_a_failed_push_leaves_every_local_tag_as_it_was(
+    client, headers, image, images, basic_registry, docker_client, mode
+):
+    other_id, _ = images.image(f"echo {uuid.uuid4().hex} > /other")
+    taken = f"{basic_registry}/{_name()}:1"
+    docker_client.api.tag(other_id, taken.rsplit(":", 1)[0], "1")
+    before = _local_names(docker_client)
+
+    for target in (taken, f"{basic_registry}/{_name()}:1"):  # named another image; named nothing
+        status, body = _push(client, headers, image["ref"], target, mode)  # no credentials
+        assert body["code"] == "REGISTRY_AUTH_FAILED", body
+        assert status != 200
+        assert _local_names(docker_client) == before
+
+    assert docker_client.api.inspect_image(taken)["Id"] == other_id
+
+
+def test_a_push_to_a_stopped_registry_leaves_the_target_tag_as_it_was(
+    client, headers, image, images, harness, docker_client
+):
+    module = harness_module()
+    state = module.load_state(harness["dir"])
+    address = state["registries"]["open"]["address"]
+    other_id, _ = images.image(f"echo {uuid.uuid4().hex} > /other")
+    taken = f"{address}/{_name()}"
+    docker_client.api.tag(other_id, taken, "1")
+    before = _local_names(docker_client)
+    module.stop_registry(state, "open")
+    try:
+        response = client.post(
+            f"/v1/images/{image['ref']}/push",
+            json={"target": f"{taken}:1"},
+            headers=headers("push"),
+        )
+        assert response.status_code == 502
+    finally:
+        module.start_registry(state, "open")
+        module.save_state(state)
+    assert _local_names(docker_client) == before
+
+
+def test_a_new_target_name_is_not_left_behind(client, headers, image, open_registry, docker_client):
+    before = _local_names(docker_client)
+    name = _name()
+    status, body = _push(client, headers, image["ref"], f"{open_registry}/{name}:2", "json")
+    assert status == 200, body
+    assert _served_config(open_registry, name, "2") == image["id"]
+    assert _local_names(docker_client) == before
+    assert not any("berth-hold" in tag for _, tags in before for tag in tags)
+
+
+def test_a_target_that_already_names_the_image_stays(
+    client, headers, image, open_registry, docker_client
+):
+    name = _name()
+    docker_client.api.tag(image["id"], f"{open_registry}/{name}", "3")
+    before = _local_names(docker_client)
+    status, body = _push(client, headers, image["ref"], f"{open_registry}/{name}:3", "json")
+    assert status == 200, body
+    assert _local_names(docker_client) == before

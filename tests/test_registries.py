@@ -16,12 +16,11 @@ from app.credentials import CredentialStore, parse_auths, registry_key, resolve_
 from app.errors import BerthError
 from app.registry_client import (
     RegistryClient,
-    page_of,
     parse_challenge,
     registry_scheme,
-    scan_pages,
     validate_registry,
 )
+from app.registry_paging import page_of, scan_pages
 from tests.support.harness import harness_module
 from tests.support.registry import (
     basic_credentials,

@@ -35,8 +35,14 @@ def index():
         yield idx
 
 
-def test_search_goes_through_the_engine(client, headers, index):
-    response = client.get(
+@pytest.fixture
+def index_client(app_allowing, index):
+    """A client of an app whose outbound policy allows the index."""
+    return app_allowing(f"127.0.0.1:{index.port}").test_client()
+
+
+def test_search_goes_through_the_engine(index_client, headers, index):
+    response = index_client.get(
         f"/v1/search?term=127.0.0.1:{index.port}/busybox", headers=headers("read")
     )
     assert response.status_code == 200
@@ -52,20 +58,20 @@ def test_search_goes_through_the_engine(client, headers, index):
     assert any(path.startswith("/v1/search") for path in index.requests)
 
 
-def test_search_filters_official_and_stars(client, headers, index):
+def test_search_filters_official_and_stars(index_client, headers, index):
     term = f"127.0.0.1:{index.port}/busybox"
-    official = client.get(f"/v1/search?term={term}&official=true", headers=headers("read"))
+    official = index_client.get(f"/v1/search?term={term}&official=true", headers=headers("read"))
     assert [r["name"] for r in official.get_json()["results"]] == ["library/busybox"]
-    starred = client.get(f"/v1/search?term={term}&min_stars=100", headers=headers("read"))
+    starred = index_client.get(f"/v1/search?term={term}&min_stars=100", headers=headers("read"))
     assert [r["name"] for r in starred.get_json()["results"]] == ["library/busybox"]
 
 
-def test_search_limit_is_passed_and_bounded(client, headers, index):
+def test_search_limit_is_passed_and_bounded(index_client, headers, index):
     term = f"127.0.0.1:{index.port}/busybox"
-    one = client.get(f"/v1/search?term={term}&limit=1", headers=headers("read"))
+    one = index_client.get(f"/v1/search?term={term}&limit=1", headers=headers("read"))
     assert len(one.get_json()["results"]) == 1
     for bad in ("0", "101", "x"):
-        response = client.get(f"/v1/search?term={term}&limit={bad}", headers=headers("read"))
+        response = index_client.get(f"/v1/search?term={term}&limit={bad}", headers=headers("read"))
         assert response.status_code == 400 and "limit" in response.get_json()["errors"]
 
 

@@ -20,6 +20,7 @@ from app.api.images import REF
 from app.api.jobs import ACCEPTED_RESPONSE, PREFER_HEADER, start_spooled_job, wants_async
 from app.api.operation import operation
 from app.api.streaming import NDJSON_DOC, run_progress, wants_ndjson
+from app.api.transfers import take_transfer_slot
 from app.archives import (
     TAR_MIME,
     classify_archive_error,
@@ -100,6 +101,7 @@ def _download(open_stream: Callable[[], EngineByteStream], filename: str) -> Res
     # engine connection, even if the body was never iterated.
     body: Iterable[bytes] = iter(())
     if request.method != "HEAD":
+        take_transfer_slot()  # 503 TOO_MANY_TRANSFERS when every slot is taken
         body = stream = open_stream()
         sink = _client_socket()
         if sink is not None and stream.relayable:
@@ -113,6 +115,7 @@ def _download(open_stream: Callable[[], EngineByteStream], filename: str) -> Res
 def _upload() -> UploadStream:
     """The request body as an UploadStream; refuses wrong types, oversize and empty bodies."""
     check_archive_mimetype(request.mimetype)
+    take_transfer_slot()
     upload = UploadStream(
         request.stream,
         declared_length=request.content_length,
@@ -139,7 +142,6 @@ def _saved_name(engine: Engine, ref: str) -> str:
 
 @bp.get("/images/<path:ref>/archive")
 @operation(
-    scope="read",
     tags=["archives"],
     errors=(404,),
     path_params=REF,
@@ -160,7 +162,6 @@ def save_image(ref):
 
 @bp.get("/archives")
 @operation(
-    scope="read",
     tags=["archives"],
     query=schemas.save_query,
     errors=(404,),
@@ -189,7 +190,6 @@ def save_images(query):
 
 @bp.post("/archives")
 @operation(
-    scope="write",
     tags=["archives"],
     response=schemas.load_result,
     status=201,
@@ -245,7 +245,6 @@ def load_images():
 
 @bp.get("/containers/<container>/export")
 @operation(
-    scope="read",
     tags=["archives"],
     errors=(404,),
     path_params=CONTAINER,
@@ -268,7 +267,6 @@ def export_container(container):
 
 @bp.post("/images/import")
 @operation(
-    scope="write",
     tags=["archives"],
     query=schemas.import_query,
     response=schemas.import_result,

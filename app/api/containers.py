@@ -13,7 +13,6 @@ bp = Blueprint("containers", __name__)
 
 @bp.get("/containers")
 @operation(
-    scope="read",
     tags=["containers"],
     query=schemas.container_list_query,
     response=schemas.container_list,

@@ -10,13 +10,13 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 
+from app.api.auditing import note_audit_engines
 from app.api.jobs import job_document, visible_job
 from app.api.operation import operation, render
 from app.api.registries import REGISTRY_AUTH_HEADER, registry_client
-from app.auth import ANY_TOKEN
 from app.credentials import resolve_auth
 from app.errors import BerthError, NotFound
-from app.extensions import engine_pool
+from app.extensions import engine_pool, outbound_policy
 from app.jobs import JobContext, get_runner
 from app.registry_auth import HEADER as AUTH_HEADER
 from app.schemas import distributions as schemas
@@ -49,7 +49,6 @@ def _document(
 
 @bp.post("/distributions")
 @operation(
-    scope="push",
     tags=["distributions"],
     body=schemas.distribution_request,
     response=schemas.distribution,
@@ -68,11 +67,13 @@ def create_distribution(body):
     with `GET /v1/distributions/{id}`, or `/v1/jobs/{id}/events`, and cancel it with
     `DELETE /v1/jobs/{id}`. Refused before anything starts: an engine not configured (404
     ENGINE_NOT_FOUND), one the token may not use (403 ENGINE_FORBIDDEN, naming it), an image
-    not on the source (404 IMAGE_NOT_FOUND), a source that does not answer (503).
+    not on the source (404 IMAGE_NOT_FOUND), a source that does not answer (503), a `via`
+    registry the outbound policy refuses (403 REGISTRY_NOT_ALLOWED).
 
-    `via: {"registry": ref}` pushes once from the source (tagging the image as `ref` there),
-    then every target pulls it by the digest the registry confirmed (a few targets at a time,
-    BERTH_DISTRIBUTION_PARALLELISM) and is tagged `ref` and with the image's name. Credentials:
+    `via: {"registry": ref}` pushes once from the source (under `ref`; the source's local tags
+    are left as they were), then every target pulls it by the digest the registry confirmed (a
+    few targets at a time, BERTH_DISTRIBUTION_PARALLELISM) and is tagged `ref` and with the
+    image's name, where it uses neither for another image. Credentials:
     `X-Registry-Auth`, else BERTH_REGISTRY_AUTH_FILE, for the push and the pulls; never stored.
     `via: "stream"` feeds the source's `docker save` into `docker load` on the targets, without
     a file and with bounded memory. It succeeds only when every target reports the source's
@@ -87,6 +88,7 @@ def create_distribution(body):
         body["target_engines"],
         principal.allows_engine,
     )
+    note_audit_engines([source, *targets])
     via = body["via"]
     details = pool.get(source).inspect_image_raw(body["image"])  # 404 before the job starts
     plan = service.plan_distribution(
@@ -95,6 +97,7 @@ def create_distribution(body):
     auth, verifier = None, None
     if plan.registry is not None:
         auth = resolve_auth(plan.registry.registry, request.headers.get(AUTH_HEADER))
+        outbound_policy().check(plan.registry.registry)  # 403 before the job starts
         try:
             verifier = registry_client(
                 plan.registry.registry, auth, resolve=False, timeout=VERIFY_TIMEOUT
@@ -102,20 +105,29 @@ def create_distribution(body):
         except BerthError:
             verifier = None  # a registry the v2 client cannot address: the engine's word only
     parallelism = current_app.config.get("BERTH_DISTRIBUTION_PARALLELISM", 4)
+    outbound = outbound_policy()
 
     def run(ctx: JobContext) -> dict[str, Any]:
         return service.run_distribution(
-            ctx, plan, pool, auth=auth, verifier=verifier, parallelism=parallelism
+            ctx,
+            plan,
+            pool,
+            auth=auth,
+            verifier=verifier,
+            parallelism=parallelism,
+            outbound=outbound,
         )
 
-    job = get_runner().submit("distribution", principal.name, plan.image, run, engine=source)
+    engines = [source, *targets]
+    job = get_runner().submit(
+        "distribution", principal.name, plan.image, run, engine=source, engines=engines
+    )
     headers = {"Location": f"/v1/distributions/{job['id']}"}
     return render((_document(job, [], plan.document()), 202, headers), schemas.distribution, 202)
 
 
 @bp.get("/distributions/<id>")
 @operation(
-    scope=ANY_TOKEN,
     tags=["distributions"],
     response=schemas.distribution,
     errors=(404,),
@@ -129,7 +141,8 @@ def get_distribution(id):
     Rows change while it runs. `state` is `succeeded` only when every target reports the
     source's image id; a distribution some targets failed is `failed`, with `partial: true`
     when others have the image, and `summary` lists both. Visible to the token that started
-    it and to `admin` tokens (any valid token may ask).
+    it and to `admin` tokens (any valid token may ask), and only if the token's `engines` globs
+    allow its source and every target (otherwise 404 DISTRIBUTION_NOT_FOUND).
     """
     runner = get_runner()
     try:

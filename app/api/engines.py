@@ -13,13 +13,15 @@ bp = Blueprint("engines", __name__)
 
 
 @bp.get("/engines")
-@operation(scope="read", tags=["engines"], response=schemas.engine_list, engine=False)
+@operation(tags=["engines"], response=schemas.engine_list, engine=False)
 def list_engines():
     """List engines with reachability, version and image count.
 
-    Only the engines the token may use are listed; engines are probed in parallel and one that
-    does not answer within 5 s is reported unreachable without delaying the others.
+    Only the engines the token may use are listed (`default` is null when the token may not use
+    the default engine); engines are probed in parallel and one that does not answer within 5 s
+    is reported unreachable without delaying the others.
     """
     pool = engine_pool()
     names = [name for name in pool.names if g.principal.allows_engine(name)]
-    return {"default": pool.default, "engines": probe_engines(pool, names)}
+    default = pool.default if pool.default in names else None
+    return {"default": default, "engines": probe_engines(pool, names)}

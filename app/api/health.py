@@ -5,32 +5,31 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.api.operation import operation
-from app.auth import PUBLIC
-from app.extensions import get_engine
+from app.errors import BerthError, EngineUnavailable
+from app.extensions import engine_pool, get_engine
 from app.schemas import system as schemas
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
-@operation(scope=PUBLIC, tags=["system"], response=schemas.health, engine=False)
+@operation(tags=["system"], response=schemas.health, engine=False)
 def health():
     """Liveness: the process serves (the engine is not asked)."""
     return {"status": "ok"}
 
 
 @bp.get("/ready")
-@operation(scope=PUBLIC, tags=["system"], response=schemas.ready)
+@operation(tags=["system"], response=schemas.ready, engine=False)
 def ready():
-    """Readiness: the engine answers; its version and API version.
+    """Readiness: the default engine answers.
 
-    503 ENGINE_UNAVAILABLE when the engine does not answer.
+    Public, so it names no engine and no version (per-engine reachability and versions are in
+    `GET /v1/engines`, for a token); it takes no `?engine=`. 503 ENGINE_UNAVAILABLE when the
+    default engine does not answer.
     """
-    engine = get_engine()
-    version = engine.version()
-    return {
-        "status": "ready",
-        "engine": engine.name,
-        "version": version["version"],
-        "api_version": version["api_version"],
-    }
+    try:
+        get_engine(engine_pool().default).version()
+    except BerthError:  # its detail may name the engine: not for anonymous callers
+        raise EngineUnavailable("The default Docker engine does not answer.") from None
+    return {"status": "ready"}

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 
 from app.api.cached_reads import CachedAnswer, cache_key
 from app.api.operation import json_body, json_response, operation
-from app.auth import declared_scope
+from app.auth import required_scope
 from app.extensions import get_engine
 from app.references import validate_image_ref
 from app.schemas import images as schemas
@@ -46,7 +46,7 @@ def cached(schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., An
             if answer is None:
                 token = cache.token()  # before the engine is asked: see MetadataCache.put
                 body = json_body(view(**kwargs), schema)
-                scope = declared_scope(current_app, request.endpoint)
+                scope = required_scope(current_app, request.url_rule.rule, "GET")
                 answer = CachedAnswer(scope=scope, route=request.url_rule.rule, body=body)
                 cache.put(key, token, answer)
             return json_response(answer.body)
@@ -57,9 +57,7 @@ def cached(schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 @bp.get("/images")
-@operation(
-    scope="read", tags=["images"], query=schemas.image_list_query, response=schemas.image_list
-)
+@operation(tags=["images"], query=schemas.image_list_query, response=schemas.image_list)
 @cached(schemas.image_list)
 def list_images(query):
     """List images (`docker images`), newest first."""
@@ -73,9 +71,7 @@ def list_images(query):
 
 
 @bp.get("/images/<path:ref>")
-@operation(
-    scope="read", tags=["images"], response=schemas.image_details, errors=(404,), path_params=REF
-)
+@operation(tags=["images"], response=schemas.image_details, errors=(404,), path_params=REF)
 @cached(schemas.image_details)
 def inspect_image(ref):
     """Inspect an image: config, size and layers (`docker image inspect`)."""
@@ -83,7 +79,7 @@ def inspect_image(ref):
 
 
 @bp.get("/images/<path:ref>/history")
-@operation(scope="read", tags=["images"], response=schemas.history, errors=(404,), path_params=REF)
+@operation(tags=["images"], response=schemas.history, errors=(404,), path_params=REF)
 @cached(schemas.history)
 def image_history(ref):
     """The image's history, newest step first (`docker history`)."""
@@ -92,7 +88,6 @@ def image_history(ref):
 
 @bp.post("/images/<path:ref>/tags")
 @operation(
-    scope="write",
     tags=["images"],
     body=schemas.tag_request,
     response=schemas.tag_result,

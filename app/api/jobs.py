@@ -2,8 +2,8 @@
 
 Pull, push and load answer ``202 Accepted`` with ``Location: /v1/jobs/{id}`` when the request
 says ``Prefer: respond-async``. Any worker process answers for any job (records live in
-SQLite). A job is visible to the token that started it and to ``admin`` tokens; to others it
-does not exist (404).
+SQLite). A job is visible to the token that started it and to ``admin`` tokens, and only when
+the token may use every engine the job touches; to others it does not exist (404).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from app.api.auditing import note_audit_engines
 from app.api.operation import operation, render
 from app.api.streaming import NDJSON_MIME
-from app.auth import ANY_TOKEN
+from app.auth import Principal
 from app.errors import Conflict, NotFound
 from app.jobs import TERMINAL, JobContext, JobRunner, get_runner
 from app.jobs.runner import cancelled_problem
@@ -50,7 +51,13 @@ ACCEPTED_RESPONSE = {
             },
         },
         "content": {"application/json": {"schema": schemas.job}},
-    }
+    },
+    429: {
+        "description": "With `Prefer: respond-async`: this worker already runs and queues as many "
+        "jobs as configured (TOO_MANY_JOBS); nothing was started. Retry after `Retry-After`.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+        "content": {"application/problem+json": {"schema": "Problem"}},
+    },
 }
 EVENTS_DOC = {
     "schema": {
@@ -105,6 +112,7 @@ def start_spooled_job(
     """Like :func:`start_job` for an operation on the request body (load): the body is
     received whole first (upload errors are still answered as such), kept under
     ``BERTH_DATA_DIR/spool`` and handed to ``run(ctx, chunks)``, then removed."""
+    get_runner().pool.check()  # 429 before the body is received when no place is left
     spool = Spool.save(body, Path(current_app.config["BERTH_DATA_DIR"]) / "spool")
 
     def job(ctx: JobContext) -> dict[str, Any]:
@@ -152,15 +160,19 @@ def visible_job(runner: JobRunner, job_id: str) -> dict[str, Any]:
     runner.maintain()
     job = runner.store.get(job_id) if len(job_id) <= 64 else None
     principal = g.get("principal")
-    mine = principal is not None and (principal.is_admin or job and job["owner"] == principal.name)
-    if job is None or not mine:
+    if job is None or principal is None or not may_see(principal, job):
         raise NotFound(f"No job '{job_id[:64]}' (or it is not yours).", code="JOB_NOT_FOUND")
     return job
 
 
+def may_see(principal: Principal, job: dict[str, Any]) -> bool:
+    """The job's owner or an admin, whose engine globs cover every engine the job touches."""
+    mine = principal.is_admin or job["owner"] == principal.name
+    return mine and principal.allows_engines(job["engines"])
+
+
 @bp.get("/jobs")
 @operation(
-    scope=ANY_TOKEN,
     tags=["jobs"],
     query=schemas.job_list_query,
     response=schemas.job_list,
@@ -169,7 +181,9 @@ def visible_job(runner: JobRunner, job_id: str) -> dict[str, Any]:
 def list_jobs(query):
     """List recent jobs, newest first: the caller's own, or everyone's for `admin`.
 
-    The jobs endpoints take any valid token (scope `token`): each token sees its own jobs.
+    The jobs endpoints take any valid token (scope `token`): each token sees its own jobs, and
+    only those on engines its `engines` globs allow (a distribution: its source and every
+    target); to others a job does not exist (404 JOB_NOT_FOUND).
     """
     runner = get_runner()
     runner.maintain()
@@ -179,13 +193,13 @@ def list_jobs(query):
         states=query.get("state") or (),
         kinds=query.get("kind") or (),
         limit=query["limit"],
+        visible=lambda job: principal.allows_engines(job["engines"]),
     )
     return {"jobs": [job_document(j) for j in jobs]}
 
 
 @bp.get("/jobs/<id>")
 @operation(
-    scope=ANY_TOKEN,
     tags=["jobs"],
     response=schemas.job,
     errors=(404,),
@@ -202,7 +216,6 @@ def get_job(id):
 
 @bp.get("/jobs/<id>/events")
 @operation(
-    scope=ANY_TOKEN,
     tags=["jobs"],
     errors=(404,),
     engine=False,
@@ -251,7 +264,6 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 @bp.delete("/jobs/<id>")
 @operation(
-    scope=ANY_TOKEN,
     tags=["jobs"],
     response=schemas.job,
     errors=(404, 409),
@@ -259,7 +271,8 @@ def _line(obj: dict[str, Any]) -> bytes:
     path_params=JOB_ID,
     extra_responses={
         202: {
-            "description": "Cancellation requested; the job has not stopped yet (poll it).",
+            "description": "Cancellation requested; the job has not stopped yet, and will end "
+            "`cancelled` (poll it).",
             "content": {"application/json": {"schema": schemas.job}},
         }
     },
@@ -267,11 +280,14 @@ def _line(obj: dict[str, Any]) -> bytes:
 def cancel_job(id):
     """Cancel a queued or running job; 200 once it stopped (`cancelled`).
 
-    The engine operation is stopped (its stream is closed, as a CLI user pressing Ctrl-C does);
-    layers already sent stay where they are. A job that already ended is a 409 JOB_FINISHED.
+    The engine operation is stopped in any phase, also while the engine has not answered yet
+    (its connection is closed, as a CLI user pressing Ctrl-C does); layers already sent stay
+    where they are. Once asked, the job ends `cancelled` (a 202 means it has not yet). A job
+    that already ended is a 409 JOB_FINISHED.
     """
     runner = get_runner()
     job = visible_job(runner, id)
+    note_audit_engines(job["engines"])
     if job["state"] in TERMINAL:
         raise Conflict(f"The job already ended ({job['state']}).", code="JOB_FINISHED")
     job_id = job["id"]

@@ -18,7 +18,7 @@ from app.changes import validate_changes
 from app.credentials import resolve_auth
 from app.deletion import familiar, parse_until
 from app.errors import PROBLEM_MIME, ValidationFailed
-from app.extensions import get_engine
+from app.extensions import get_engine, outbound_policy
 from app.progress import Progress
 from app.references import parse_reference, validate_image_ref
 from app.registry_auth import HEADER
@@ -38,8 +38,9 @@ REGISTRY_AUTH_DOC = {
 }
 PULL_ERRORS = {
     403: {
-        "description": "REGISTRY_AUTH_FAILED: the registry wants credentials or refused them "
-        "(or FORBIDDEN: the token lacks the `write` scope).",
+        "description": "REGISTRY_AUTH_FAILED: the registry wants credentials or refused them; "
+        "REGISTRY_NOT_ALLOWED: the outbound policy does not allow the registry (nothing was "
+        "sent to it); or FORBIDDEN: the token lacks the `write` scope.",
         "content": {PROBLEM_MIME: {"schema": "Problem"}},
     },
     404: {
@@ -62,7 +63,6 @@ CONFLICT_DOC = {
 
 @bp.post("/containers/<container>/commit")
 @operation(
-    scope="write",
     tags=["images"],
     body=schemas.commit_request,
     response=schemas.commit_result,
@@ -101,7 +101,6 @@ def commit_container(container, body):
 
 @bp.post("/images/pull")
 @operation(
-    scope="write",
     tags=["images"],
     body=schemas.pull_request,
     response=schemas.pull_result,
@@ -131,6 +130,7 @@ def pull_image(body):
     """
     ref = parse_reference(body["reference"]).with_default_tag()
     credentials = resolve_auth(ref.registry, request.headers.get(HEADER))
+    outbound_policy().check(ref.registry)  # 403 before the engine is asked anything
     if ref.digest:
         target, tag = familiar(f"{ref.repository}@{ref.digest}"), ref.digest
     else:
@@ -158,7 +158,6 @@ def pull_image(body):
 
 @bp.delete("/images/<path:ref>")
 @operation(
-    scope="delete",
     tags=["images"],
     query=schemas.delete_query,
     response=schemas.delete_result,
@@ -187,7 +186,6 @@ def delete_image(ref, query):
 
 @bp.post("/images/prune")
 @operation(
-    scope="delete",
     tags=["images"],
     body=schemas.prune_request,
     response=schemas.prune_result,
@@ -213,7 +211,7 @@ def prune_images(body):
 
 
 @bp.get("/images/<path:ref>/layers")
-@operation(scope="read", tags=["images"], response=schemas.layers, errors=(404,), path_params=REF)
+@operation(tags=["images"], response=schemas.layers, errors=(404,), path_params=REF)
 def image_layers(ref):
     """The image's layers, base first: size, the step that made it, the images sharing it.
 
@@ -224,7 +222,7 @@ def image_layers(ref):
 
 
 @bp.get("/usage")
-@operation(scope="read", tags=["images"], query=schemas.usage_query, response=schemas.usage)
+@operation(tags=["images"], query=schemas.usage_query, response=schemas.usage)
 def usage(query):
     """What the images really cost on disk: apparent versus actual size.
 

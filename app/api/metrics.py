@@ -6,15 +6,12 @@ from flask import Blueprint, Response, current_app
 
 from app import metrics
 from app.api.operation import operation
-from app.auth import public_if
 
 bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
-@public_if("BERTH_METRICS_PUBLIC")
 @operation(
-    scope="metrics",
     tags=["operations"],
     engine=False,
     response_content={"text/plain": {"schema": {"type": "string"}}},

@@ -1,8 +1,9 @@
-"""``@operation``: one decorator that declares a view's scope, inputs, outputs and errors.
+"""``@operation``: one decorator that declares a view's inputs, outputs and errors.
 
 Like flask-smorest's ``@arguments``/``@response``, the same marshmallow schemas parse the request,
 serialise the response and document the operation in OpenAPI (``app.openapi`` reads ``berth_doc``),
-so the spec cannot drift from the code. The view receives ``query=`` and ``body=`` as loaded dicts
+so the spec cannot drift from the code. The scope a route needs is not declared here but in the
+route table, ``app.api.scopes``. The view receives ``query=`` and ``body=`` as loaded dicts
 and returns either data (dumped with the response schema), ``(data, status, headers)``, or a
 ready ``Response`` (streams).
 """
@@ -18,11 +19,12 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, current_app, g, request
 
-from app.api.auditing import begin_audit, finish_audit, note_audit_target
+from app import jsonsafe
+from app.api.auditing import audited_method, begin_audit, finish_audit, note_audit_target
 from app.api.paths import check_path_args
-from app.auth import scope as declare_scope
 from app.errors import (
     BerthError,
+    BodyStalled,
     EngineNotFound,
     Forbidden,
     PayloadTooLarge,
@@ -38,7 +40,6 @@ ENGINE_PARAM = "engine"
 class OperationDoc:
     """What ``app.openapi`` needs to describe one operation."""
 
-    scope: str
     tags: list[str]
     query: ma.Schema | None = None
     body: ma.Schema | None = None
@@ -56,7 +57,6 @@ class OperationDoc:
 
 def operation(
     *,
-    scope: str,
     tags: Iterable[str],
     query: ma.Schema | None = None,
     body: ma.Schema | None = None,
@@ -78,7 +78,6 @@ def operation(
     the view's name); streamed responses finish theirs when the stream ends.
     """
     doc = OperationDoc(
-        scope=scope,
         tags=list(tags),
         query=query,
         body=body,
@@ -97,19 +96,21 @@ def operation(
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            audited = request.method != "GET"
+            audited = audited_method(request.method)
             if audited:
                 begin_audit(audit or view.__name__, kwargs)
             try:
                 check_path_args(kwargs)
                 if engine:
                     select_engine()
+                # ?engine= is a parameter only of operations on one engine; elsewhere unknown.
+                taken = (ENGINE_PARAM,) if engine else ()
                 if query is not None:
-                    kwargs["query"] = load_query(query)
-                elif [name for name in request.args if name != ENGINE_PARAM]:
+                    kwargs["query"] = load_query(query, taken)
+                elif [name for name in request.args if name not in taken]:
                     raise ValidationFailed(
                         "This operation takes no such query parameters.",
-                        errors={n: ["Unknown field."] for n in request.args if n != ENGINE_PARAM},
+                        errors={n: ["Unknown field."] for n in request.args if n not in taken},
                     )
                 if body is not None:
                     kwargs["body"] = load_json_body(body)
@@ -129,7 +130,8 @@ def operation(
             return rendered
 
         wrapper.berth_doc = doc  # type: ignore[attr-defined]
-        return declare_scope(scope)(wrapper)
+        wrapper.berth_audit = audit or view.__name__  # type: ignore[attr-defined]
+        return wrapper
 
     return decorate
 
@@ -148,15 +150,18 @@ def select_engine() -> None:
         raise EngineNotFound(f"No engine named '{name}' is configured.", engine=name)
     principal = g.get("principal")
     if principal is not None and not principal.allows_engine(name):
-        raise Forbidden(f"This token may not use the engine '{name}'.", code="ENGINE_FORBIDDEN")
+        # Without ?engine= the caller named none: do not tell it the default engine's name.
+        which = f"the engine '{name}'" if values else "the default engine; name one with ?engine="
+        raise Forbidden(f"This token may not use {which}.", code="ENGINE_FORBIDDEN")
     g.engine_name = name
 
 
-def load_query(schema: ma.Schema) -> dict[str, Any]:
-    """Query string → dict; list fields take repeats, other fields refuse them."""
+def load_query(schema: ma.Schema, taken: Iterable[str] = (ENGINE_PARAM,)) -> dict[str, Any]:
+    """Query string → dict; list fields take repeats, other fields refuse them; the parameters
+    in ``taken`` (read elsewhere) are skipped."""
     data: dict[str, Any] = {}
     for name in request.args:
-        if name == ENGINE_PARAM:
+        if name in taken:
             continue
         values = request.args.getlist(name)
         field_obj = schema.fields.get(name)
@@ -178,7 +183,10 @@ def load_json_body(schema: ma.Schema) -> dict[str, Any]:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"JSON bodies are limited to {limit} bytes.")
-    raw = request.stream.read(limit + 1) if length is None else request.get_data(cache=False)
+    try:
+        raw = request.stream.read(limit + 1) if length is None else request.get_data(cache=False)
+    except OSError:  # the body stopped arriving (BERTH_BODY_TIMEOUT) or the client went away
+        raise BodyStalled("The request body stopped arriving before it was complete.") from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"JSON bodies are limited to {limit} bytes.")
     if not raw.strip():
@@ -186,7 +194,7 @@ def load_json_body(schema: ma.Schema) -> dict[str, Any]:
     elif request.mimetype != JSON_MIME:
         raise UnsupportedMediaType("Send the body as application/json.")
     try:
-        data = json.loads(raw)
+        data = jsonsafe.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValidationFailed(f"The body is not valid JSON: {e}", code="MALFORMED_JSON") from None
     if not isinstance(data, dict):

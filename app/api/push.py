@@ -16,7 +16,7 @@ from app.api.registries import REGISTRY_AUTH_HEADER, REGISTRY_RESPONSES, registr
 from app.api.streaming import NDJSON_DOC, run_progress
 from app.credentials import resolve_auth
 from app.errors import BerthError
-from app.extensions import get_engine
+from app.extensions import get_engine, outbound_policy
 from app.jobs import JobContext
 from app.progress import Progress
 from app.references import validate_image_ref
@@ -31,7 +31,6 @@ VERIFY_TIMEOUT = 10.0
 
 @bp.post("/images/<path:ref>/push")
 @operation(
-    scope="push",
     tags=["images"],
     body=schemas.push_request,
     response=schemas.push_result,
@@ -45,15 +44,18 @@ VERIFY_TIMEOUT = 10.0
     extra_responses={**ACCEPTED_RESPONSE, **REGISTRY_RESPONSES},
 )
 def push_image(ref, body):
-    """Push an image to a registry (`docker push`), optionally tagging it as `target` first.
+    """Push an image to a registry (`docker push`), optionally under the name `target`.
 
-    200 only when the registry accepted the manifest; `digest` is the one the registry serves for
-    the tag. Credentials: `X-Registry-Auth`, else BERTH_REGISTRY_AUTH_FILE. With
-    `Accept: application/x-ndjson` progress streams as it happens and the last line is the
-    result or the error; with `Prefer: respond-async` the push runs as a job (202).
+    No local tag is left changed: a `target` naming nothing locally is removed after the push,
+    one naming another image names it again (success or failure). 200 only when the registry
+    accepted the manifest; `digest` is the one the registry serves for the tag. Credentials:
+    `X-Registry-Auth`, else BERTH_REGISTRY_AUTH_FILE. With `Accept: application/x-ndjson`
+    progress streams as it happens and the last line is the result or the error; with
+    `Prefer: respond-async` the push runs as a job (202).
     """
     plan = service.plan_push(validate_image_ref(ref), body.get("target"))
     auth = resolve_auth(plan.registry, request.headers.get(AUTH_HEADER))
+    outbound_policy().check(plan.registry)  # 403 before the engine is asked anything
     try:
         verifier = registry_client(plan.registry, auth, resolve=False, timeout=VERIFY_TIMEOUT)
     except BerthError:
@@ -64,13 +66,13 @@ def push_image(ref, body):
     if wants_async():
 
         def run(ctx: JobContext) -> dict:
-            events = engine.push_stream(plan.repository, plan.tag, auth)
+            events = service.TargetPush(engine, plan, image_id, auth)
             progress = ctx.follow(events, Progress())
             return schemas.push_result.dump(service.outcome(plan, image_id, progress, verifier))
 
         return start_job("push", str(plan.reference), run)
 
-    events = engine.push_stream(plan.repository, plan.tag, auth)
+    events = service.TargetPush(engine, plan, image_id, auth)
     return run_progress(
         events,
         lambda progress: service.outcome(plan, image_id, progress, verifier),

@@ -1,7 +1,8 @@
 """Private registries, read through their v2 API: ``/v1/registries/{registry}/...``.
 
-``{registry}`` is ``host`` or ``host:port``. Berth speaks HTTPS to it, plain HTTP only for
-loopback hosts and those in ``BERTH_INSECURE_REGISTRIES``. Credentials come from
+``{registry}`` is ``host`` or ``host:port``, and must pass the outbound policy (public, or
+listed in ``BERTH_ALLOWED_REGISTRIES``) before anything is sent. Berth speaks HTTPS to it, plain
+HTTP only for loopback hosts and those in ``BERTH_INSECURE_REGISTRIES``. Credentials come from
 ``X-Registry-Auth``, else from ``BERTH_REGISTRY_AUTH_FILE``; Basic and Bearer-token registries
 (distribution, Harbor, GitLab, Docker Hub) are both understood.
 """
@@ -15,8 +16,10 @@ from flask import Blueprint, current_app, request
 from app.api.operation import operation
 from app.credentials import resolve_auth
 from app.errors import PROBLEM_MIME
+from app.extensions import outbound_policy
 from app.registry_auth import HEADER as AUTH_HEADER
-from app.registry_client import RegistryClient, TokenCache, page_link, validate_registry
+from app.registry_client import RegistryClient, TokenCache, validate_registry
+from app.registry_paging import page_link
 from app.schemas import registries as schemas
 from app.services import registries as service
 
@@ -44,7 +47,8 @@ PATH = {
 ERRORS = (400, 403, 404, 502)
 REGISTRY_RESPONSES = {
     403: {
-        "description": "The token lacks the scope (FORBIDDEN), or the registry wants "
+        "description": "The token lacks the scope (FORBIDDEN), the outbound policy does not "
+        "allow the registry or its token realm (REGISTRY_NOT_ALLOWED), or the registry wants "
         "credentials or refused them (REGISTRY_AUTH_FAILED).",
         "content": {PROBLEM_MIME: {"schema": "Problem"}},
     },
@@ -70,9 +74,11 @@ def registry_client(
 ) -> RegistryClient:
     """A v2 client for ``registry`` with the request's (else the stored) credentials.
 
-    ``resolve=False`` uses ``auth`` as given (already resolved by the caller).
+    ``resolve=False`` uses ``auth`` as given (already resolved by the caller). A registry the
+    outbound policy refuses is a 403 REGISTRY_NOT_ALLOWED before any connection.
     """
     registry = validate_registry(registry)
+    outbound_policy().check(registry)
     if resolve:
         auth = resolve_auth(registry, request.headers.get(AUTH_HEADER))
     config = current_app.config
@@ -82,6 +88,7 @@ def registry_client(
         insecure=config["BERTH_INSECURE_REGISTRIES"],
         timeout=timeout or config["BERTH_REGISTRY_TIMEOUT"],
         tokens=token_cache(),
+        policy=outbound_policy(),
     )
 
 
@@ -94,7 +101,6 @@ def _next(path: str, params: dict, last: str | None) -> tuple[str | None, dict[s
 
 @bp.get("/registries/<registry>/repositories")
 @operation(
-    scope="read",
     tags=["registries"],
     query=schemas.repository_query,
     response=schemas.repository_page,
@@ -125,7 +131,6 @@ def list_repositories(registry, query):
 
 @bp.get("/registries/<registry>/repositories/<path:name>/tags")
 @operation(
-    scope="read",
     tags=["registries"],
     query=schemas.tag_query,
     response=schemas.tag_page,

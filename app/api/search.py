@@ -7,7 +7,9 @@ from flask import Blueprint
 
 from app.api.operation import operation
 from app.api.registries import REGISTRY_AUTH_HEADER, registry_client
-from app.extensions import get_engine
+from app.extensions import get_engine, outbound_policy
+from app.outbound import search_index
+from app.registry_client import DOCKER_HUB, validate_registry
 from app.schemas import search as schemas
 from app.services.registries import search_catalog
 
@@ -16,7 +18,6 @@ bp = Blueprint("search", __name__)
 
 @bp.get("/search")
 @operation(
-    scope="read",
     tags=["search"],
     query=schemas.search_query,
     response=schemas.search_results,
@@ -26,7 +27,8 @@ bp = Blueprint("search", __name__)
 def search(query):
     """Search images (`docker search`), or a private registry's catalog.
 
-    The engine asks Docker Hub, or the v1 index named by a `host:port/` prefix of `term`.
+    The engine asks Docker Hub, or the v1 index named by a `host:port/` prefix of `term`
+    (which must pass the outbound policy: 403 REGISTRY_NOT_ALLOWED otherwise).
     With `registry=host:port` Berth searches that registry's catalog (v2 API) instead: `term`
     matches names as a substring or a glob, results have the same shape with the registry in
     `name` (`host:port/team/app`, pullable as is), no stars and no description. Credentials
@@ -38,6 +40,8 @@ def search(query):
                 client, query["term"], query["limit"], query.get("official"), query.get("min_stars")
             )
         return {"results": results}
+    # The engine would contact the index (Docker Hub's without one): the policy decides first.
+    outbound_policy().check(validate_registry(search_index(query["term"]) or DOCKER_HUB))
     results = get_engine().search(
         query["term"], query["limit"], query.get("official"), query.get("min_stars")
     )

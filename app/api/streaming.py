@@ -46,6 +46,13 @@ def _problem(error: BerthError) -> dict[str, Any]:
     return body
 
 
+def _close(events: Iterable[dict[str, Any]]) -> None:
+    """Close an engine stream read only in part (it may hold a connection, or local names)."""
+    close = getattr(events, "close", None)
+    if callable(close):
+        close()
+
+
 def run_progress(
     events: Iterable[dict[str, Any]],
     finish: Callable[[Progress], Any],
@@ -60,8 +67,11 @@ def run_progress(
     """
     progress = progress or Progress()
     if not wants_ndjson():
-        for _ in consume(events, progress):
-            pass
+        try:
+            for _ in consume(events, progress):
+                pass
+        finally:
+            _close(events)
         progress.raise_for_error()
         result = finish(progress)
         return (result, status, headers or {})
@@ -82,6 +92,7 @@ def run_progress(
             finish_audit(500, code="INTERNAL")
             yield _line({"error": _problem(Internal("The operation failed unexpectedly."))})
         finally:
+            _close(events)
             finish_audit(499, code="CLIENT_CLOSED")  # no-op unless the client hung up first
 
     response = Response(stream_with_context(generate()), status=status, mimetype=NDJSON_MIME)

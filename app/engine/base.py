@@ -21,6 +21,7 @@ import requests.exceptions
 from docker.auth import AuthConfig
 
 from app.archives import engine_reason
+from app.engine.cancel import track as track_connections
 from app.errors import (
     BerthError,
     Conflict,
@@ -97,6 +98,7 @@ class EngineConnection:
         # Berth passes the credentials it was given, and only those.
         client._auth_configs = NoHostCredentials()
         _time_engine_calls(client)
+        track_connections(client)  # so that a cancelled job can close them (app.engine.cancel)
         return client
 
     @property

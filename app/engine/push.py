@@ -1,4 +1,4 @@
-"""Push: start the engine's push of one tag and hand back its progress stream."""
+"""Push: start the engine's push of one tag and hand back its progress stream; drop a name."""
 
 from __future__ import annotations
 
@@ -33,3 +33,9 @@ class PushMixin:
             )
             api._raise_for_status(response)
         return EngineStream(api, response)
+
+    def remove_name(self, reference: str) -> None:
+        """Remove the name ``reference`` only (``noprune``). Call it only while the image has
+        another name: the engine deletes an image whose last name is removed."""
+        with translate("image", reference):
+            self.connection.api.remove_image(reference, force=False, noprune=True)

@@ -40,6 +40,7 @@ def get_runner() -> JobRunner:
             JobStore.in_dir(config["BERTH_DATA_DIR"]),
             concurrency=config.get("BERTH_JOB_CONCURRENCY", 4),
             retention=config["BERTH_JOB_RETENTION_SECONDS"],
+            max_queued=config.get("BERTH_MAX_QUEUED_JOBS", 32),
         )
         current_app.extensions["berth.jobs"] = runner
     return runner

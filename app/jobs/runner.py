@@ -1,13 +1,16 @@
 """Running jobs in the worker process that accepted them.
 
-``JobRunner.submit(kind, owner, target, run)`` records a queued job and runs ``run(ctx)`` in a
-thread (at most ``concurrency`` at once per process; the rest wait as ``queued``). ``run``
+``JobRunner.submit(kind, owner, target, run)`` records a queued job and runs ``run(ctx)`` on
+one of the process's job threads (``app.jobs.pool``: at most ``concurrency`` at once, at most
+``max_queued`` waiting as ``queued``, holding no thread; past that, 429 TOO_MANY_JOBS). ``run``
 returns the result document or raises a BerthError; either lands in the job record.
 
 A monitor thread, alive while this process has jobs, writes their heartbeat and picks up
 cancellations requested through any process (a flag in the record). Cancelling calls the
-closers the job registered (``ctx.on_cancel``), e.g. aborting the engine stream, so the engine
-stops the operation at once.
+closers the job registered (``ctx.on_cancel``), e.g. aborting the engine stream, and shuts down
+every engine connection the job's thread holds (``app.engine.cancel``), also while it still waits
+for the engine's first answer, so the engine stops the operation at once. Once cancellation was
+asked, the job ends ``cancelled``, whatever it had done by then.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.engine.cancel import closing_on
 from app.errors import BerthError, Conflict, Internal
+from app.jobs.pool import JobPool
 from app.jobs.spool import remove_orphans
 from app.jobs.store import JobStore
 from app.jobs.workers import Worker, is_alive
@@ -33,6 +38,7 @@ STALE_SECONDS = 60.0
 MONITOR_SECONDS = 0.25
 PROGRESS_SECONDS = 0.5
 MAX_EVENTS = 10_000
+MAX_THINNED_LAYERS = 1_000  # layers whose last progress line time is kept (for thinning)
 
 
 class JobCancelled(Conflict):
@@ -92,6 +98,12 @@ class JobContext:
         except Exception:
             log.debug("a job's cancel hook failed", exc_info=True)
 
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in this thread, its engine connections shut down on cancel
+        (for helper threads of a job; the job's own thread is covered already)."""
+        with closing_on(self.on_cancel):
+            return function(*args)
+
     def check(self) -> None:
         """Raise JobCancelled once the job was cancelled."""
         if self.cancelled.is_set():
@@ -136,6 +148,8 @@ class JobContext:
                 pass  # a byte-count update soon after the previous one for this layer
             elif self._seq + len(self._pending) < MAX_EVENTS:
                 if layer:
+                    if len(self._last_layer_line) >= MAX_THINNED_LAYERS:
+                        self._last_layer_line.clear()
                     self._last_layer_line[layer] = now
                 self._pending.append(line)
             if progress is not None:
@@ -183,11 +197,18 @@ class JobContext:
 class JobRunner:
     """The jobs of this process: threads, heartbeat, cancellation."""
 
-    def __init__(self, store: JobStore, *, concurrency: int = 4, retention: float = 7 * 86400):
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        concurrency: int = 4,
+        retention: float = 7 * 86400,
+        max_queued: int = 32,
+    ):
         self.store = store
         self.retention = retention
         self.worker = Worker.current()
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self.pool = JobPool(concurrency, max_queued)
         self._active: dict[str, JobContext] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -204,35 +225,45 @@ class JobRunner:
         target: str | None,
         run: Callable[[JobContext], dict[str, Any]],
         engine: str | None = None,
+        engines: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Record a job and start it; returns the queued record at once."""
+        """Record a job and start it; returns the queued record at once.
+
+        ``engines`` lists every engine the job touches when that is more than ``engine``.
+        """
         self.maintain()
-        job = self.store.create(kind, owner, target, self.worker, engine=engine)
+        self.pool.reserve()  # 429 TOO_MANY_JOBS past the bound, before anything is recorded
+        try:
+            job = self.store.create(
+                kind, owner, target, self.worker, engine=engine, engines=engines
+            )
+        except BaseException:
+            self.pool.release()
+            raise
         ctx = JobContext(self.store, job)
         with self._lock:
             self._active[ctx.id] = ctx
-        thread = threading.Thread(
-            target=self._run, args=(ctx, run), name=f"berth-job-{ctx.id[:8]}", daemon=True
-        )
-        thread.start()
+        self.pool.submit(ctx.id, lambda: self._run(ctx, run))
         self._ensure_monitor()
         return job
 
     def _run(self, ctx: JobContext, run: Callable[[JobContext], dict[str, Any]]) -> None:
         try:
-            with self._slots:
-                if not self.store.start(ctx.id):
-                    return  # cancelled while queued
-                try:
+            if not self.store.start(ctx.id):
+                return  # cancelled while queued
+            try:
+                with closing_on(ctx.on_cancel):
                     result = run(ctx)
-                except BaseException as e:  # every failure is recorded
-                    self._fail(ctx, e)
-                    return
-                self._flush(ctx)
-                if ctx.cancelled.is_set() and result is None:
-                    self.store.finish(ctx.id, "cancelled", error=cancelled_problem())
-                else:
-                    self.store.finish(ctx.id, "succeeded", result=result)
+            except BaseException as e:  # every failure is recorded
+                self._fail(ctx, e)
+                return
+            self._flush(ctx)
+            # A cancellation asked for (here or through another process) always wins, so that
+            # a 202 to DELETE /v1/jobs/{id} never turns into a success.
+            if ctx.cancelled.is_set() or not self.store.finish(
+                ctx.id, "succeeded", result=result, unless_cancel_requested=True
+            ):
+                self.store.finish(ctx.id, "cancelled", error=cancelled_problem())
         except Exception:
             log.exception("job %s could not be recorded", ctx.id)
         finally:
@@ -262,11 +293,18 @@ class JobRunner:
     def cancel(self, job_id: str) -> dict[str, Any] | None:
         """Ask for ``job_id`` to stop (whichever process runs it); the updated record."""
         job = self.store.request_cancel(job_id, cancelled_problem())
+        self._drop_if_waiting(job_id)
         with self._lock:
             ctx = self._active.get(job_id)
         if ctx is not None:
             ctx.cancel()
         return job
+
+    def _drop_if_waiting(self, job_id: str) -> None:
+        """Free the queue place of a job cancelled before it started."""
+        if self.pool.discard(job_id):
+            with self._lock:
+                self._active.pop(job_id, None)
 
     # -- health of other processes' jobs
 
@@ -312,6 +350,8 @@ class JobRunner:
                         ctx = self._active.get(job_id)
                     if ctx is not None:
                         ctx.cancel()
+                for job_id in self.store.not_queued(self.pool.waiting()):
+                    self._drop_if_waiting(job_id)  # cancelled through another process
                 with self._lock:
                     contexts = list(self._active.values())
                 for ctx in contexts:

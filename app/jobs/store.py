@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker_pid INTEGER NOT NULL,
     worker_started TEXT,
     heartbeat REAL NOT NULL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    engines TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
@@ -60,7 +61,8 @@ CREATE TABLE IF NOT EXISTS job_events (
 
 _COLUMNS = (
     "id, kind, owner, target, engine, state, created, started, finished, current, total, "
-    "result, error, worker_host, worker_pid, worker_started, heartbeat, cancel_requested"
+    "result, error, worker_host, worker_pid, worker_started, heartbeat, cancel_requested, "
+    "engines"
 )
 
 
@@ -71,7 +73,22 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     for key in ("result", "error"):
         job[key] = json.loads(job[key]) if job[key] else None
     job["cancel_requested"] = bool(job["cancel_requested"])
+    job["engines"] = json.loads(job["engines"]) if job["engines"] else _engines_of(job["engine"])
     return job
+
+
+def _engines_of(engine: str | None) -> list[str]:
+    return [engine] if engine else []
+
+
+def _add_engines_column(db: sqlite3.Connection) -> None:
+    """Files made before the ``engines`` column (every engine a job touches) get it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "engines" not in columns:
+        try:
+            db.execute("ALTER TABLE jobs ADD COLUMN engines TEXT")
+        except sqlite3.OperationalError:  # another process added it meanwhile
+            pass
 
 
 class JobStore:
@@ -98,6 +115,7 @@ class JobStore:
                         try:
                             setup.execute("PRAGMA journal_mode=WAL")
                             setup.executescript(_SCHEMA)
+                            _add_engines_column(setup)
                         finally:
                             setup.close()
                         try:
@@ -129,15 +147,18 @@ class JobStore:
         worker: Worker,
         engine: str | None = None,
         now: float | None = None,
+        engines: Iterable[str] | None = None,
     ) -> dict[str, Any]:
+        """A queued job; ``engines`` lists every engine it touches (default: ``engine``)."""
         now = time.time() if now is None else now
         job_id = uuid.uuid4().hex
+        touched = list(dict.fromkeys(engines)) if engines is not None else _engines_of(engine)
         self._db().execute(
             "INSERT INTO jobs (id, kind, owner, target, engine, state, created, worker_host, "
-            "worker_pid, worker_started, heartbeat) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            "worker_pid, worker_started, heartbeat, engines) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
             (job_id, kind, owner, target, engine, now)
-            + (worker.host, worker.pid, worker.started, now),
+            + (worker.host, worker.pid, worker.started, now, json.dumps(touched)),
         )
         job = self.get(job_id)
         assert job is not None
@@ -154,8 +175,10 @@ class JobStore:
         states: Iterable[str] = (),
         kinds: Iterable[str] = (),
         limit: int = 50,
+        visible: Callable[[dict[str, Any]], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first; ``owner`` None lists everyone's."""
+        """Newest first; ``owner`` None lists everyone's; ``visible`` keeps only the jobs it
+        accepts (the rows are read one by one until ``limit`` are kept)."""
         where, params = [], []
         if owner is not None:
             where.append("owner = ?")
@@ -167,9 +190,23 @@ class JobStore:
         sql = f"SELECT {_COLUMNS} FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created DESC, id LIMIT ?"
-        params.append(limit)
-        return [_row(r) for r in self._db().execute(sql, params).fetchall()]  # type: ignore[misc]
+        sql += " ORDER BY created DESC, id"
+        if visible is None:
+            sql += " LIMIT ?"
+            params.append(limit)
+            return [_row(r) for r in self._db().execute(sql, params).fetchall()]  # type: ignore[misc]
+        kept: list[dict[str, Any]] = []
+        rows = self._db().execute(sql, params)
+        try:
+            for row in rows:
+                job = _row(row)
+                if job is not None and visible(job):
+                    kept.append(job)
+                    if len(kept) >= limit:
+                        break
+        finally:
+            rows.close()
+        return kept
 
     # -- transitions (each one conditional, so it happens at most once)
 
@@ -191,13 +228,18 @@ class JobStore:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
         now: float | None = None,
+        unless_cancel_requested: bool = False,
     ) -> bool:
-        """An active job → ``state`` (a terminal one) with its result or problem document."""
+        """An active job → ``state`` (a terminal one) with its result or problem document.
+
+        With ``unless_cancel_requested``, nothing changes (False) once a cancel was asked for.
+        """
         assert state in TERMINAL
         now = time.time() if now is None else now
+        unless = " AND cancel_requested = 0" if unless_cancel_requested else ""
         cur = self._db().execute(
             "UPDATE jobs SET state = ?, finished = ?, result = ?, error = ? "
-            "WHERE id = ? AND state IN ('queued', 'running')",
+            "WHERE id = ? AND state IN ('queued', 'running')" + unless,
             (
                 state,
                 now,
@@ -254,6 +296,18 @@ class JobStore:
             ids,
         )
         return [r["id"] for r in rows]
+
+    def not_queued(self, job_ids: Iterable[str]) -> list[str]:
+        """Which of ``job_ids`` left the ``queued`` state (cancelled, reaped) or are gone."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+        rows = self._db().execute(
+            f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))}) AND state = 'queued'",
+            ids,
+        )
+        queued = {r["id"] for r in rows}
+        return [i for i in ids if i not in queued]
 
     def reap(
         self,

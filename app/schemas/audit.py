@@ -14,16 +14,26 @@ class AuditQuerySchema(Schema):
         metadata={"description": "Only this operation (e.g. tag_image, delete_image, push)."},
     )
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+    before = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "The `next` cursor of the previous page: records older than it."},
+    )
 
 
 class AuditRecordSchema(Schema):
     time = fields.String()
     request_id = fields.String()
     token = fields.String(metadata={"description": "The token's name (never the token)."})
-    operation = fields.String()
+    operation = fields.String(
+        allow_none=True, metadata={"description": "null when the request matched no route."}
+    )
     method = fields.String()
     path = fields.String()
+    route = fields.String(allow_none=True, metadata={"description": "The route's rule."})
     engine = fields.String(allow_none=True)
+    engines = fields.List(
+        fields.String(), metadata={"description": "Every engine a distribution touches."}
+    )
     target = fields.String(allow_none=True, metadata={"description": "Reference or container."})
     status = fields.Integer(metadata={"description": "HTTP status the call ended with."})
     result = fields.String(metadata={"description": "success or failure."})
@@ -33,7 +43,13 @@ class AuditRecordSchema(Schema):
 
 
 class AuditListSchema(Schema):
-    records = fields.List(fields.Nested(AuditRecordSchema))
+    records = fields.List(
+        fields.Nested(AuditRecordSchema), metadata={"description": "Newest first."}
+    )
+    next = fields.String(
+        allow_none=True,
+        metadata={"description": "Cursor for the next (older) page, as `before`; null at the end."},
+    )
 
 
 audit_query = AuditQuerySchema()

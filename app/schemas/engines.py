@@ -17,7 +17,10 @@ class EngineStatusSchema(Schema):
 
 
 class EngineListSchema(Schema):
-    default = fields.String(metadata={"description": "The engine used without ?engine=."})
+    default = fields.String(
+        allow_none=True,
+        metadata={"description": "The engine used without ?engine= (null if not the token's)."},
+    )
     engines = fields.List(fields.Nested(EngineStatusSchema))
 
 

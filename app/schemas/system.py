@@ -10,10 +10,7 @@ class HealthSchema(Schema):
 
 
 class ReadySchema(Schema):
-    status = fields.String()
-    engine = fields.String(metadata={"description": "Engine name."})
-    version = fields.String(metadata={"description": "Engine version, e.g. 20.10.24."})
-    api_version = fields.String(metadata={"description": "Engine API version, e.g. 1.41."})
+    status = fields.String(metadata={"description": "'ready' when the default engine answers."})
 
 
 health = HealthSchema()

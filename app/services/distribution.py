@@ -48,10 +48,12 @@ from app.errors import (
     ValidationFailed,
 )
 from app.jobs import JobCancelled, JobContext
+from app.outbound import OutboundPolicy
 from app.progress import Progress, consume
 from app.references import Reference, is_image_id, parse_reference
 from app.registry_client import RegistryClient
 from app.services import push as push_service
+from app.services.local_tags import free_names, lent_names, tag_for
 
 log = logging.getLogger("berth.distribution")
 
@@ -403,8 +405,9 @@ def _push(
     assert plan.registry is not None
     started = time.monotonic()
     push_plan = push_service.plan_push(plan.image_id, str(plan.registry))
-    push_service.prepare(source, push_plan)  # tags the source image as the registry reference
-    events = source.push_stream(push_plan.repository, push_plan.tag, auth)
+    push_service.prepare(source, push_plan)
+    # The source's local tags are as they were once the push ends (app.services.local_tags).
+    events = push_service.TargetPush(source, push_plan, plan.image_id, auth)
     ctx.on_cancel(events.abort)
     progress = Progress()
     try:
@@ -461,10 +464,11 @@ def _pull_to(
         pulled = target.pulled_image(f"{repository}@{digest}", repository)
         if pulled["id"] != plan.image_id:
             raise _mismatch(name, pulled["id"], plan.image_id)
-        target.tag_image(pulled["id"], repository, tag)
-        for reference in plan.names:
-            named = parse_reference(reference)
-            target.tag_image(pulled["id"], named.repository, str(named.tag))
+        # Names the target uses for another image stay as they are (the event says which).
+        free, taken = free_names(target, pulled["id"], [f"{repository}:{tag}", *plan.names])
+        tag_for(target, pulled["id"], free)
+        if taken:
+            ctx.record({"status": f"{name}: kept its own {', '.join(taken)}", "engine": name})
     except JobCancelled:
         rows.finish(name, "cancelled", done=moved.done)
     except BerthError as e:
@@ -497,7 +501,8 @@ def _via_registry(
     workers = max(1, min(parallelism, len(plan.targets)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"berth-dist-{ctx.id[:8]}") as pool_:
         for name in plan.targets:
-            pool_.submit(_pull_to, ctx, plan, name, pool.get(name), rows, pushed["digest"], auth)
+            target, digest = pool.get(name), pushed["digest"]
+            pool_.submit(ctx.call, _pull_to, ctx, plan, name, target, rows, digest, auth)
     return pushed
 
 
@@ -572,13 +577,15 @@ def _load_into(
         if ctx.cancelled.is_set() or not rows.start(name):
             rows.finish(name, "cancelled")
             return
-        events = target.load_images(feed.chunks(ctx, lambda done: rows.moved(name, done)))
         progress = Progress(classify=classify_archive_error)
-        for _ in consume(events, progress):
-            pass
-        progress.raise_for_error()
-        report = parse_load_messages(progress.messages)
-        ids = target.resolve_image_ids(report.references) + report.image_ids
+        # A load moves the names it carries: the target's own names are given back after it.
+        with lent_names(target, plan.image_id, plan.names, keep_new=True):
+            events = target.load_images(feed.chunks(ctx, lambda done: rows.moved(name, done)))
+            for _ in consume(events, progress):
+                pass
+            progress.raise_for_error()
+            report = parse_load_messages(progress.messages)
+            ids = target.resolve_image_ids(report.references) + report.image_ids
         if plan.image_id not in ids:
             raise _mismatch(name, ids[0] if ids else None, plan.image_id)
     except JobCancelled:
@@ -641,8 +648,8 @@ def _via_stream(ctx: JobContext, plan: Plan, pool: Any, rows: Rows, parallelism:
         feeds = [_Feed(name) for name in plan.targets[first : first + batch]]
         threads = [
             threading.Thread(
-                target=_load_into,
-                args=(ctx, plan, feed.name, pool.get(feed.name), feed, rows),
+                target=ctx.call,
+                args=(_load_into, ctx, plan, feed.name, pool.get(feed.name), feed, rows),
                 name=f"berth-dist-{ctx.id[:8]}-{feed.name}",
                 daemon=True,
             )
@@ -670,11 +677,13 @@ def run_distribution(
     auth: dict[str, Any] | None = None,
     verifier: RegistryClient | None = None,
     parallelism: int = 4,
+    outbound: OutboundPolicy,
 ) -> dict[str, Any]:
     """Run ``plan`` as the job ``ctx``: the result document, or a BerthError saying which
     targets have the image and which do not (DISTRIBUTION_PARTIAL or DISTRIBUTION_FAILED).
 
-    ``auth`` (registry credentials, via registry) lives only in this call's closure.
+    ``auth`` (registry credentials, via registry) lives only in this call's closure. The
+    registry must pass ``outbound`` before any engine is asked to push or pull.
     """
     rows = Rows(plan.targets, ctx, estimate=plan.size)
     targets = ", ".join(plan.targets)
@@ -689,6 +698,12 @@ def run_distribution(
     pushed = None
     try:
         if plan.via == VIA_REGISTRY:
+            assert plan.registry is not None
+            try:
+                outbound.check(plan.registry.registry)
+            except BerthError as e:
+                rows.end_unfinished("failed", e)
+                raise
             pushed = _via_registry(ctx, plan, pool, rows, auth, verifier, parallelism)
         else:
             _via_stream(ctx, plan, pool, rows, parallelism)

@@ -8,6 +8,8 @@ that tag. The digest returned is the registry's own (``Docker-Content-Digest``).
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from app.errors import (
 from app.progress import Progress
 from app.references import Reference, is_image_id, parse_reference
 from app.registry_client import RegistryClient, is_docker_hub
+from app.services.local_tags import lent_names, tag_for
 
 log = logging.getLogger("berth.push")
 
@@ -75,12 +78,53 @@ def plan_push(ref: str, target: str | None) -> PushPlan:
 
 
 def prepare(engine: Any, plan: PushPlan) -> str:
-    """Check the image exists (404 IMAGE_NOT_FOUND) and tag it as the target; its id."""
+    """Check the image exists (404 IMAGE_NOT_FOUND); its id. Nothing is tagged here."""
     source = plan.source if plan.retag else str(plan.reference)
-    image_id = engine.inspect_image_raw(source)["Id"]
-    if plan.retag:
-        engine.tag_image(image_id, plan.repository, plan.tag)
-    return image_id
+    return engine.inspect_image_raw(source)["Id"]
+
+
+class TargetPush:
+    """The engine's push of ``plan``'s image under the target name, as a progress stream.
+
+    Nothing happens until it is read: then the target name is lent to the image
+    (``app.services.local_tags``), the push starts, and when the stream ends, fails, is closed or
+    aborted, every local tag is as it was. ``abort()`` may be called from any thread.
+    """
+
+    def __init__(self, engine: Any, plan: PushPlan, image_id: str, auth: dict | None) -> None:
+        self._engine, self._plan, self._image_id, self._auth = engine, plan, image_id, auth
+        self._lock = threading.Lock()
+        self._events: Any = None
+        self._aborted = False
+        self._iterator = self._run()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._iterator
+
+    def _run(self) -> Iterator[dict[str, Any]]:
+        plan, engine = self._plan, self._engine
+        names = [str(plan.reference)] if plan.retag else []
+        with lent_names(engine, self._image_id, names, keep_new=False):
+            tag_for(engine, self._image_id, names)
+            with self._lock:
+                if self._aborted:
+                    return
+                self._events = engine.push_stream(plan.repository, plan.tag, self._auth)
+            try:
+                yield from self._events
+            finally:
+                self._events.close()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            events = self._events
+        if events is not None:
+            events.abort()
+
+    def close(self) -> None:
+        """End the push (if it runs) and give the local names back; call from the reader."""
+        self._iterator.close()
 
 
 def outcome(

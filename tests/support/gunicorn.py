@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,9 +56,15 @@ class GunicornServer:
 
 @contextmanager
 def gunicorn_server(
-    env: dict[str, str], workers: int = 2, threads: int = 8, tokens: list[dict] | None = None
+    env: dict[str, str],
+    workers: int = 2,
+    threads: int = 8,
+    tokens: list[dict] | None = None,
+    tls: bool = False,
 ) -> Iterator[GunicornServer]:
-    """Start ``gunicorn -c gunicorn.conf.py wsgi:app``, ``env`` over a clean environment."""
+    """Start ``gunicorn -c gunicorn.conf.py wsgi:app``, ``env`` over a clean environment.
+
+    ``tls``: ``env`` names a certificate (``BERTH_TLS_CERT``), so the URL is https."""
     port = free_port()
     data_dir = Path(env.get("BERTH_DATA_DIR") or ROOT / "var")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,14 +88,25 @@ def gunicorn_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path)
+    scheme = "https" if tls else "http"
+    server = GunicornServer(process, f"{scheme}://127.0.0.1:{port}", log_path)
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {server.output[-2000:]}")
             try:
-                if requests.get(server.url + "/v1/health", timeout=1).status_code == 200:
+                # Connection: close, so that no worker still holds this connection when the
+                # test starts; a test's own certificate is not checked here.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ready = requests.get(
+                        server.url + "/v1/health",
+                        timeout=1,
+                        verify=not tls,
+                        headers={"Connection": "close"},
+                    )
+                if ready.status_code == 200:
                     break
             except requests.RequestException:
                 pass

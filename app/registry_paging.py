@@ -1,0 +1,86 @@
+"""Paging over registry lists: catalog pages filtered upstream-page by upstream-page, Berth's own
+pages over a complete list, and the ``Link`` to the next page. Plain logic, no I/O."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlencode
+
+MAX_CATALOG_PAGES = 50
+
+
+def name_matcher(q: str | None) -> Callable[[str], bool]:
+    """A filter for repository names: a glob when ``q`` has ``* ? [``, else a substring.
+
+    Matching ignores case (repository names are lowercase anyway).
+    """
+    if not q:
+        return lambda name: True
+    needle = q.lower()
+    if any(c in needle for c in "*?["):
+        return lambda name: fnmatchcase(name.lower(), needle)
+    return lambda name: needle in name.lower()
+
+
+@dataclass
+class Page:
+    items: list[str]
+    next_last: str | None  # cursor for the following page, None when this is the last
+
+
+def scan_pages(
+    fetch: Callable[[int, str | None], tuple[list[str], bool]],
+    *,
+    n: int,
+    last: str | None = None,
+    matches: Callable[[str], bool] | None = None,
+    page_size: int | None = None,
+    max_pages: int = MAX_CATALOG_PAGES,
+) -> Page:
+    """Collect up to ``n`` matching names after ``last`` from a lexically ordered, paged list.
+
+    ``fetch(size, last)`` returns one upstream page and whether more follow. Filtering happens
+    here, so upstream pages are read until ``n`` matches are found and one more match is known
+    to exist (then ``next_last`` is the last name returned), or the list ends (``next_last`` is
+    None). After ``max_pages`` upstream pages the page is cut short, with ``next_last`` at the
+    last name examined, so a sparse filter never makes one request unbounded. Names not after
+    the cursor are skipped, so an upstream that ignores ``last`` cannot make this loop.
+    """
+    size = page_size or n
+    found: list[str] = []
+    cursor = last
+    for _ in range(max_pages):
+        names, more = fetch(size, cursor)
+        progressed = False
+        for name in names:
+            if cursor is not None and name <= cursor:
+                continue
+            cursor, progressed = name, True
+            if matches is not None and not matches(name):
+                continue
+            if len(found) == n:
+                return Page(found, found[-1])
+            found.append(name)
+        if not more or not progressed:
+            return Page(found, None)
+        if len(found) == n and matches is None:
+            return Page(found, found[-1])  # unfiltered: more upstream means more matches
+    return Page(found, cursor)
+
+
+def page_of(names: list[str], *, n: int, last: str | None = None) -> Page:
+    """Berth's own paging over a complete list: sorted, deduplicated, ``n`` after ``last``."""
+    ordered = sorted(set(names))
+    start = bisect.bisect_right(ordered, last) if last else 0
+    items = ordered[start : start + n]
+    return Page(items, items[-1] if start + n < len(ordered) else None)
+
+
+def page_link(base: str, params: dict[str, Any]) -> str:
+    """``base?params`` with the None values left out."""
+    query = urlencode([(k, v) for k, v in params.items() if v not in (None, "")])
+    return f"{base}?{query}" if query else base
