@@ -1,12 +1,12 @@
 """gunicorn settings for Berth (every value can be overridden with GUNICORN_CMD_ARGS).
 
-* Worker class ``app.gunicorn_worker.BerthWorker``: gthread (archive streams hold a thread, not a
+* Worker class ``app.server.worker.BerthWorker``: gthread (archive streams hold a thread, not a
   process, while metadata keeps being served), whose workers share new connections out, send
   each small response in one write, and read request heads in their loop, closing connections
   whose head is late (``BERTH_HEADER_TIMEOUT``) or whose body stalls (``BERTH_BODY_TIMEOUT``).
 * ``workers = 2``, one per core: a worker runs Python on one core at a time (the GIL).
 * Threads per worker: ``BERTH_THREADS`` (8) for short requests plus ``BERTH_MAX_TRANSFERS`` (8)
-  for archive transfers, which never take more (``app.api.transfers``): short requests always
+  for archive transfers, which never take more (``app.http.transfers``): short requests always
   find a thread, however many archives stream.
 * TLS: ``BERTH_TLS_CERT`` and ``BERTH_TLS_KEY`` (PEM files) make gunicorn serve HTTPS itself.
 * ``reuse_port`` only with ``BERTH_REUSE_PORT=true`` (a listening socket per worker; a worker
@@ -49,8 +49,8 @@ def _max_transfers() -> int:
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
-worker_class = "app.gunicorn_worker.BerthWorker"  # gthread, sharing connections out evenly
-# Short requests' threads, plus as many as archive transfers may hold (app.api.transfers).
+worker_class = "app.server.worker.BerthWorker"  # gthread, sharing connections out evenly
+# Short requests' threads, plus as many as archive transfers may hold (app.http.transfers).
 threads = int(os.environ.get("BERTH_THREADS", "8")) + _max_transfers()
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
@@ -67,7 +67,7 @@ loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
 
 
 def on_starting(server):
-    from app.startup import announce, refuse_taken_addresses
+    from app.server.startup import announce, refuse_taken_addresses
 
     if server.cfg.reuse_port:
         refuse_taken_addresses(server.cfg.address)
@@ -75,7 +75,7 @@ def on_starting(server):
 
 
 def pre_fork(server, worker):
-    from app.gunicorn_worker import give_slot
+    from app.server.worker import give_slot
 
     give_slot(server, worker)
 
@@ -83,7 +83,7 @@ def pre_fork(server, worker):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
-    from app.gunicorn_worker import free_slot
+    from app.server.worker import free_slot
 
     free_slot(server, worker)
     multiprocess.mark_process_dead(worker.pid)

@@ -11,21 +11,21 @@ from typing import Any
 
 from flask import Flask
 
-from app.api import BLUEPRINTS
-from app.api.auditing import init_audit
-from app.api.cached_reads import CachedReads
-from app.api.metrics import bp as metrics_bp
-from app.api.paths import reserved_image_words
-from app.api.scopes import ROUTES
-from app.api.transfers import init_transfers
-from app.auth import init_auth
 from app.config import DEFAULTS, docker_environment, load_config, validate_config
 from app.engine import pool_from_config
 from app.errors import register_error_handlers
-from app.logs import configure_logging, init_request_logging
-from app.metrics import ByteCountingMiddleware
-from app.openapi import init_openapi
-from app.outbound import OutboundPolicy
+from app.http.auditing import init_audit
+from app.http.auth import init_auth
+from app.http.cached_reads import CachedReads
+from app.http.openapi import init_openapi
+from app.http.paths import reserved_image_words
+from app.http.routes import BLUEPRINTS
+from app.http.routes.metrics import bp as metrics_bp
+from app.http.scopes import ROUTES
+from app.http.transfers import init_transfers
+from app.observability.logs import configure_logging, init_request_logging
+from app.observability.metrics import ByteCountingMiddleware
+from app.registry.policy import OutboundPolicy
 
 __version__ = "0.1.0"
 
@@ -42,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_logging(app.config["BERTH_LOG_LEVEL"])
 
     init_request_logging(app)
-    app.extensions["berth.routes"] = dict(ROUTES)  # the scope of every route (app.api.scopes)
+    app.extensions["berth.routes"] = dict(ROUTES)  # the scope of every route (app.http.scopes)
     init_auth(app)
     app.extensions["berth.engines"] = pool_from_config(app.config, docker_environment(app.config))
     app.extensions["berth.outbound"] = OutboundPolicy.from_config(app.config)

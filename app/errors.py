@@ -203,7 +203,7 @@ def register_error_handlers(app: Flask) -> None:
         detail = error.description or HTTPStatus(status).description
         headers = {}
         if status == 405 and getattr(error, "valid_methods", None):
-            from app.api.paths import allowed_methods  # routing knowledge lives with the API
+            from app.http.paths import allowed_methods  # routing knowledge lives with the API
 
             headers["Allow"] = ", ".join(allowed_methods(request.path, set(error.valid_methods)))
         return problem_response(BerthError(detail, status=status, code=code, headers=headers))

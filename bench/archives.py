@@ -78,7 +78,7 @@ def berth_app():
     """
     sys.path.insert(0, str(ROOT))
     import app.engine.archives as engine_archives
-    import app.uploads as uploads
+    import app.http.uploads as uploads
     from app import create_app
 
     chunk = os.environ.get("BENCH_CHUNK_BYTES")
@@ -183,7 +183,7 @@ def berth_server(
     if chunk:
         env["BENCH_CHUNK_BYTES"] = str(chunk)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    # "berth": gunicorn.conf.py's own class (app.gunicorn_worker)
+    # "berth": gunicorn.conf.py's own class (app.server.worker)
     worker = [] if worker_class == "berth" else ["-k", worker_class]
     command = [gunicorn, "-c", "gunicorn.conf.py", *worker, "bench.archives:berth_app()"]
     log = data / "gunicorn.log"

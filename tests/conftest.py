@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from app import create_app
-from app.auth import SCOPES
+from app.http.auth import SCOPES
 from tests.support.harness import load_state
 from tests.support.images import image_factory
 

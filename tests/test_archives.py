@@ -13,7 +13,7 @@ import time
 import pytest
 
 from app import create_app
-from app.archives import (
+from app.domain.tar_framing import (
     TarFraming,
     TarFramingError,
     classify_archive_error,
@@ -23,10 +23,10 @@ from app.archives import (
     parse_load_messages,
 )
 from app.engine.base import EngineConnection
+from app.engine.read_ahead import ReadAhead
 from app.errors import EngineError, ImageNotFound, InvalidArchive, PayloadTooLarge
-from app.extensions import get_engine
-from app.streams import ReadAhead
-from app.uploads import UploadStream, complete_tar
+from app.http.accessors import get_engine
+from app.http.uploads import UploadStream, complete_tar
 from tests.support.images import unique
 
 TAR = {"Content-Type": "application/x-tar"}

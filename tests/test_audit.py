@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app import create_app
-from app.audit import BLOCK_BYTES, AuditLog, lines_backwards
+from app.observability.audit import BLOCK_BYTES, AuditLog, lines_backwards
 from tests.conftest import TOKENS, auth
 from tests.support.images import unique
 

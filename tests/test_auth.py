@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from app import create_app
-from app.api.scopes import ROUTES, route_key, scope_table
-from app.auth import ANY_TOKEN, PUBLIC, SCOPES, TokenConfigError, required_scope
+from app.http.auth import ANY_TOKEN, PUBLIC, SCOPES, TokenConfigError, required_scope
+from app.http.scopes import ROUTES, route_key, scope_table
 from scripts.scope_table import README, readme_table
 
 SAMPLE_ARGS = {
@@ -43,7 +43,7 @@ def _routes(app):
 
 def test_the_route_table_and_the_url_map_are_the_same_routes(offline_app):
     served = _routes(offline_app)
-    assert sorted(served - set(ROUTES)) == [], "routes with no scope in app/api/scopes.py"
+    assert sorted(served - set(ROUTES)) == [], "routes with no scope in app/http/scopes.py"
     assert sorted(set(ROUTES) - served) == [], "table rows for routes that do not exist"
 
 

@@ -18,11 +18,12 @@ import time
 import docker
 import pytest
 
-from app import create_app, jsonsafe
-from app.archives import parse_load_messages
+from app import create_app
+from app.domain import jsonsafe
+from app.domain.progress import MAX_LAYERS, MAX_LOADED, MAX_MESSAGES, Progress
+from app.domain.tar_framing import parse_load_messages
 from app.errors import TooManyJobs
 from app.jobs.pool import JobPool
-from app.progress import MAX_LAYERS, MAX_LOADED, MAX_MESSAGES, Progress
 from tests.support.silent_registry import SilentRegistry
 
 DEEP = 50_000
@@ -75,7 +76,7 @@ def test_deeply_nested_registry_auth_header_is_400(offline_client, headers, capl
 
 
 def test_deeply_nested_change_instruction_is_a_validation_error():
-    from app.changes import validate_changes
+    from app.domain.changes import validate_changes
     from app.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as refused:

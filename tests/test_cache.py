@@ -23,7 +23,7 @@ import requests
 from app import create_app
 from app.engine.cache import MetadataCache
 from app.engine.events import changes_metadata
-from app.metrics import REGISTRY
+from app.observability.metrics import REGISTRY
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import harness_module
@@ -401,7 +401,7 @@ def test_gunicorn_workers_see_changes_within_a_second(harness, tmp_path, images,
         eventually(lambda: statuses(8) == {404}, what="the deletion in every worker")
 
 
-# ---- hits answered before Flask (app.api.cached_reads) ----
+# ---- hits answered before Flask (app.http.cached_reads) ----
 
 
 @contextlib.contextmanager

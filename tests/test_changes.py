@@ -1,8 +1,9 @@
-"""``app.changes``: Dockerfile change lines accepted on commit and import (no engine needed)."""
+"""``app.domain.changes``: Dockerfile change lines accepted on commit and import (no engine
+needed)."""
 
 import pytest
 
-from app.changes import ALLOWED, validate_changes
+from app.domain.changes import ALLOWED, validate_changes
 from app.errors import ValidationFailed
 
 

@@ -73,20 +73,25 @@ def tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-@pytest.fixture(scope="module")
-def berth_image(harness) -> str:
-    """The Dockerfile built from the local Debian base with wheels/, offline."""
-    base = subprocess.run(
+def _base_script(harness, timeout: float) -> subprocess.CompletedProcess:
+    """scripts/base-image.sh run against the harness engine."""
+    return subprocess.run(
         [str(ROOT / "scripts" / "base-image.sh"), BASE_TAG],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         env=tooling_env(
             DOCKER=harness["docker_cli"],
             DOCKER_HOST=harness["docker_host"],
             DOCKER_CONFIG=harness["docker_config"],
         ),
     )
+
+
+@pytest.fixture(scope="module")
+def berth_image(harness) -> str:
+    """The Dockerfile built from the local Debian base with wheels/, offline."""
+    base = _base_script(harness, timeout=900)
     need(base.returncode == 0, f"scripts/base-image.sh failed:\n{tail(base.stderr)}")
     wheels = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--find-links", "wheels", "-w", "wheels"]
@@ -311,16 +316,6 @@ def _still_open(conns: list[socket.socket], within: float) -> int:
 
 
 def test_the_base_image_script_is_a_no_op_when_the_tag_exists(harness, berth_image):
-    again = subprocess.run(
-        [str(ROOT / "scripts" / "base-image.sh"), BASE_TAG],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=tooling_env(
-            DOCKER=harness["docker_cli"],
-            DOCKER_HOST=harness["docker_host"],
-            DOCKER_CONFIG=harness["docker_config"],
-        ),
-    )
+    again = _base_script(harness, timeout=60)
     assert again.returncode == 0, again.stderr
     assert f"{BASE_TAG} exists" in again.stderr

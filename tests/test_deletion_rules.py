@@ -1,11 +1,11 @@
-"""``app.deletion``: the engine's delete and prune rules replayed on a snapshot (no engine).
+"""``app.domain.deletion``: the engine's delete and prune rules replayed on a snapshot (no engine).
 
 The engine-backed tests in test_delete_prune.py check these answers against real deletions.
 """
 
 import pytest
 
-from app.deletion import (
+from app.domain.deletion import (
     DeleteConflict,
     ImageStore,
     StoredContainer,
@@ -21,7 +21,7 @@ from app.deletion import (
     rfc3339_ns,
     simulate_delete,
 )
-from app.layers import chain_ids
+from app.domain.layers import chain_ids
 
 BASE = "sha256:" + "b" * 64
 CHILD = "sha256:" + "c" * 64

@@ -3,9 +3,9 @@
 import pytest
 
 from app import create_app
-from app.api.scopes import NONE, Route
-from app.auth import PUBLIC
-from app.logs import request_id_from
+from app.http.auth import PUBLIC
+from app.http.scopes import NONE, Route
+from app.observability.logs import request_id_from
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 

@@ -1,4 +1,4 @@
-"""What app.gunicorn_worker relies on in the pinned gunicorn: fails loudly when an upgrade
+"""What app.server.worker relies on in the pinned gunicorn: fails loudly when an upgrade
 changes it (names, signatures, who calls what, what the parser reads from)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.unreader import SocketUnreader, Unreader
 from gunicorn.workers import gthread
 
-from app.gunicorn_worker import BerthWorker, ClientStalled, TimedUnreader, head_is_whole
+from app.server.worker import BerthWorker, ClientStalled, TimedUnreader, head_is_whole
 
 ROOT = Path(__file__).resolve().parent.parent
 

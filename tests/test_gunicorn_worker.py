@@ -1,4 +1,4 @@
-"""Berth's gunicorn worker (app.gunicorn_worker): one write per response, connections shared out."""
+"""Berth's gunicorn worker (app.server.worker): one write per response, connections shared out."""
 
 import os
 import select
@@ -12,8 +12,8 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
-from app import gunicorn_worker
-from app.gunicorn_worker import ONE_WRITE_MAX, STALE_SECONDS, ConnectionBoard, OneWriteResponse
+from app.server import worker as gunicorn_worker
+from app.server.worker import ONE_WRITE_MAX, STALE_SECONDS, ConnectionBoard, OneWriteResponse
 from tests.conftest import _token_entries
 from tests.support.gunicorn import gunicorn_server, wait_for
 

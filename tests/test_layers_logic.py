@@ -1,8 +1,9 @@
-"""``app.layers``: chain ids, matching history steps to layers, sharing arithmetic (no engine)."""
+"""``app.domain.layers``: chain ids, matching history steps to layers, sharing arithmetic (no
+engine)."""
 
 import hashlib
 
-from app.layers import (
+from app.domain.layers import (
     EMPTY_LAYER_DIFF_ID,
     align_history,
     chain_ids,

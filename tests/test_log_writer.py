@@ -1,4 +1,4 @@
-"""The log handler that writes lines from a thread of its own (app.log_writer)."""
+"""The log handler that writes lines from a thread of its own (app.observability.log_writer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 
-from app.log_writer import BatchedLineHandler
+from app.observability.log_writer import BatchedLineHandler
 
 
 class HeldStream(io.StringIO):

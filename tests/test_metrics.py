@@ -72,7 +72,7 @@ def test_requests_latency_engine_calls_and_bytes_are_counted(client, headers, im
     ],
 )
 def test_engine_paths_are_templated(path, template):
-    from app.metrics import engine_endpoint
+    from app.observability.metrics import engine_endpoint
 
     assert engine_endpoint(path) == template
 

@@ -2,7 +2,7 @@
 
 from openapi_spec_validator import validate
 
-from app.auth import PUBLIC, required_scope
+from app.http.auth import PUBLIC, required_scope
 from scripts.export_openapi import SPEC_PATH, render
 
 

@@ -16,9 +16,9 @@ import pytest
 from app import create_app
 from app.config import ConfigError, load_config
 from app.errors import RegistryNotAllowed
-from app.outbound import OutboundPolicy, allowed, is_public, parse_rules, search_index
-from app.registry_http import Answer
-from app.registry_tokens import token_answer
+from app.registry.policy import OutboundPolicy, allowed, is_public, parse_rules, search_index
+from app.registry.tokens import token_answer
+from app.registry.transport import Answer
 from tests.conftest import token_realm
 from tests.support.fake_registry import SECRET_PAGE, FakeRegistry, Listener, closed_port
 

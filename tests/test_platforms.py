@@ -1,8 +1,8 @@
-"""``app.platforms``: does a pulled image match the platform asked for (no engine needed)."""
+"""``app.domain.platforms``: does a pulled image match the platform asked for (no engine needed)."""
 
 import pytest
 
-from app.platforms import parse_platform, platform_matches
+from app.domain.platforms import parse_platform, platform_matches
 
 
 def test_parse_platform():

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app import create_app
-from app.registry_auth import encode_registry_auth
+from app.domain.registry_auth import encode_registry_auth
 from tests.support.images import unique
 from tests.support.token_issuer import token_issuer
 

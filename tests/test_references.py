@@ -2,8 +2,8 @@
 
 import pytest
 
+from app.domain.references import archive_filename, parse_reference, validate_image_ref
 from app.errors import InvalidReference
-from app.references import archive_filename, parse_reference, validate_image_ref
 
 
 @pytest.mark.parametrize(

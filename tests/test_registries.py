@@ -12,15 +12,15 @@ import uuid
 
 import pytest
 
-from app.credentials import CredentialStore, parse_auths, registry_key, resolve_auth
 from app.errors import BerthError
-from app.registry_client import (
+from app.registry.client import (
     RegistryClient,
     parse_challenge,
     registry_scheme,
     validate_registry,
 )
-from app.registry_paging import page_of, scan_pages
+from app.registry.credentials import CredentialStore, parse_auths, registry_key, resolve_auth
+from app.registry.paging import page_of, scan_pages
 from tests.support.harness import harness_module
 from tests.support.registry import (
     basic_credentials,

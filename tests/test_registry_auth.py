@@ -1,12 +1,12 @@
-"""``app.registry_auth``: the X-Registry-Auth header format (no engine needed)."""
+"""``app.domain.registry_auth``: the X-Registry-Auth header format (no engine needed)."""
 
 import base64
 import json
 
 import pytest
 
+from app.domain.registry_auth import encode_registry_auth, parse_registry_auth_header, redacted
 from app.errors import ValidationFailed
-from app.registry_auth import encode_registry_auth, parse_registry_auth_header, redacted
 
 SECRET = "s3cr3t-Pa55"
 

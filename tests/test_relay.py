@@ -1,4 +1,5 @@
-"""The in-kernel relay of downloads (app.relay), between real sockets, with the real tar framing."""
+"""The in-kernel relay of downloads (app.engine.relay), between real sockets, with the real tar
+framing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import threading
 
 import pytest
 
-from app import relay
-from app.archives import TarFraming, TarFramingError
+from app.domain.tar_framing import TarFraming, TarFramingError
+from app.engine import relay
 
 MIB = 1024 * 1024
 

@@ -1,5 +1,5 @@
 """Slow clients under a real gunicorn: a late request head or a stalled body is dropped, and
-holds no thread meanwhile (app.gunicorn_worker)."""
+holds no thread meanwhile (app.server.worker)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from tests.support.gunicorn import gunicorn_server
 HEADER_TIMEOUT = 3.0
 BODY_TIMEOUT = 2.0
 SLACK = 2.0  # the worker's loop looks at deadlines at least once a second
+
+
+def _env(harness, tmp_path, **settings: float) -> dict[str, str]:
+    env = {"DOCKER_HOST": harness["docker_host"], "BERTH_DATA_DIR": str(tmp_path)}
+    return env | {name: str(value) for name, value in settings.items()}
 
 
 def _health_seconds(url: str, **kwargs) -> float:
@@ -39,11 +44,7 @@ def _closed(conn: socket.socket) -> bool:
 def test_fifty_clients_sending_a_header_line_every_two_seconds_are_dropped_and_starve_nothing(
     harness, tmp_path
 ):
-    env = {
-        "DOCKER_HOST": harness["docker_host"],
-        "BERTH_DATA_DIR": str(tmp_path),
-        "BERTH_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-    }
+    env = _env(harness, tmp_path, BERTH_HEADER_TIMEOUT=HEADER_TIMEOUT)
     with gunicorn_server(env, workers=2, threads=4, tokens=_token_entries()) as server:
         port = int(server.url.rsplit(":", 1)[1])
         slow = []
@@ -83,11 +84,7 @@ def test_fifty_clients_sending_a_header_line_every_two_seconds_are_dropped_and_s
 
 
 def test_a_stalled_upload_body_is_dropped(harness, tmp_path):
-    env = {
-        "DOCKER_HOST": harness["docker_host"],
-        "BERTH_DATA_DIR": str(tmp_path),
-        "BERTH_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    }
+    env = _env(harness, tmp_path, BERTH_BODY_TIMEOUT=BODY_TIMEOUT)
     with gunicorn_server(env, workers=1, threads=2, tokens=_token_entries()) as server:
         port = int(server.url.rsplit(":", 1)[1])
         stalled = []
@@ -120,11 +117,7 @@ def test_a_stalled_upload_body_is_dropped(harness, tmp_path):
 
 
 def test_a_stalled_json_body_is_408_and_changes_nothing(harness, tmp_path, docker_client):
-    env = {
-        "DOCKER_HOST": harness["docker_host"],
-        "BERTH_DATA_DIR": str(tmp_path),
-        "BERTH_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    }
+    env = _env(harness, tmp_path, BERTH_BODY_TIMEOUT=BODY_TIMEOUT)
     tags_before = sorted(t for image in docker_client.images.list() for t in image.tags)
     with gunicorn_server(env, workers=1, threads=2, tokens=_token_entries()) as server:
         port = int(server.url.rsplit(":", 1)[1])

@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from app.config import DEFAULTS
-from app.startup import announce
+from app.server.startup import announce
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef"

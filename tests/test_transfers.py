@@ -1,6 +1,6 @@
 """Archive transfers under a real gunicorn and the real engine: however many stream, at any
 speed, short requests answer promptly, and a transfer past capacity is 503 at once
-(app.api.transfers)."""
+(app.http.transfers)."""
 
 from __future__ import annotations
 

@@ -29,21 +29,21 @@ import docker
 import docker.errors
 import requests
 
-from app import relay
-from app.archives import (
+from app.domain.progress import error_message
+from app.domain.tar_framing import (
     TarFraming,
     TarFramingError,
     classify_archive_error,
     engine_error_text,
     engine_reason,
 )
+from app.engine import relay
 from app.engine.base import EngineConnection, explanation, translate
 from app.engine.raw_get import RawBody, raw_get
+from app.engine.read_ahead import ReadAhead
 from app.engine.streams import raw_socket
 from app.errors import BerthError, EngineError, EngineUnavailable, ImageNotFound
-from app.metrics import observe_engine_call
-from app.progress import error_message
-from app.streams import ReadAhead
+from app.observability.metrics import observe_engine_call
 
 log = logging.getLogger("berth.archives")
 
@@ -175,7 +175,7 @@ class EngineByteStream:
     def relay_to(self, sink: socket.socket, *, chunked: bool, sent: Callable[[int], None]) -> None:
         """Send the rest of the download to the blocking socket ``sink``, then close.
 
-        The bytes go from the engine's socket to ``sink`` inside the kernel (``app.relay``);
+        The bytes go from the engine's socket to ``sink`` inside the kernel (``app.engine.relay``);
         the tar framing is followed as in iteration, and a broken stream raises EngineError
         (so the server cuts the response instead of ending it). An OSError writing to ``sink``
         (the client went away) is raised as it is.

@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 from docker.auth import AuthConfig
 
-from app.archives import engine_reason
+from app.domain.tar_framing import engine_reason
 from app.engine.cancel import track as track_connections
 from app.errors import (
     BerthError,
@@ -32,7 +32,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
-from app.metrics import observe_engine_call
+from app.observability.metrics import observe_engine_call
 
 log = logging.getLogger("berth.engine")
 

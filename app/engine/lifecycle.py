@@ -1,9 +1,9 @@
 """Image lifecycle: commit, pull, delete, prune, and the layer accounting behind them.
 
 Deletion and pruning go to the engine; their ``dry_run`` forms replay the engine's rules
-(``app.deletion``) on a snapshot of the image store, and a real 409 is explained with the same
-replay (which containers, and whether ``force`` would help). Layer sizes and sharing come from
-``app.layers`` over the engine's inspect, history and ``/system/df`` data.
+(``app.domain.deletion``) on a snapshot of the image store, and a real 409 is explained with
+the same replay (which containers, and whether ``force`` would help). Layer sizes and sharing come
+from ``app.domain.layers`` over the engine's inspect, history and ``/system/df`` data.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from app.deletion import (
+from app.domain.deletion import (
     DeleteConflict,
     ImageStore,
     StoredContainer,
@@ -25,6 +25,18 @@ from app.deletion import (
     rfc3339_ns,
     simulate_delete,
 )
+from app.domain.layers import (
+    chain_ids,
+    describe_layers,
+    holders,
+    layer_sizes,
+    layer_totals,
+    usage_from_df,
+    usage_from_layers,
+)
+from app.domain.platforms import describe, platform_matches
+from app.domain.progress import classify_registry_error
+from app.domain.registry_auth import encode_registry_auth
 from app.engine.base import EngineConnection, explanation, rfc3339, translate
 from app.errors import (
     BerthError,
@@ -35,18 +47,6 @@ from app.errors import (
     RegistryError,
     ValidationFailed,
 )
-from app.layers import (
-    chain_ids,
-    describe_layers,
-    holders,
-    layer_sizes,
-    layer_totals,
-    usage_from_df,
-    usage_from_layers,
-)
-from app.platforms import describe, platform_matches
-from app.progress import classify_registry_error
-from app.registry_auth import encode_registry_auth
 
 _CACHE_LIMIT = 20000
 
@@ -133,9 +133,9 @@ class LifecycleMixin:
 
         The request is sent before this returns, so a failure the engine reports with a status
         (manifest unknown, registry unreachable, bad platform) raises here, as the BerthError it
-        means. Failures reported inside the stream are left to ``app.progress``. Credentials go
-        to the engine in ``X-Registry-Auth`` and nowhere else; the host's Docker credentials are
-        never consulted.
+        means. Failures reported inside the stream are left to ``app.domain.progress``.
+        Credentials go to the engine in ``X-Registry-Auth`` and nowhere else; the host's Docker
+        credentials are never consulted.
         """
         api = self.connection.stream_api
         params: dict[str, Any] = {"fromImage": repository, "tag": tag}

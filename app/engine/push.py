@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.registry_auth import encode_registry_auth
 from app.engine.base import EngineConnection, translate
 from app.engine.streams import EngineStream
-from app.registry_auth import encode_registry_auth
 
 
 class PushMixin:
@@ -19,7 +19,7 @@ class PushMixin:
 
         ``auth`` (engine AuthConfig fields) goes only into the ``X-Registry-Auth`` header of
         this one call. The engine reports registry failures inside the stream: read it with
-        ``app.progress.Progress``.
+        ``app.domain.progress.Progress``.
         """
         api = self.connection.stream_api
         headers = {"X-Registry-Auth": encode_registry_auth(auth or {})}

@@ -3,9 +3,9 @@
 To an HTTP/1.1 request the engine answers a download in chunked transfer encoding, whose frames
 only Python can take apart. To an HTTP/1.0 request it sends the body as it is and closes the
 connection at its end (HTTP/1.0 has no chunks), so the body's bytes can go from this socket to
-the client's with ``splice(2)`` (``app.relay``). The end of the body is then told from a cut by
-the tar framing, which is followed anyway. Used only for the engine's own unix socket, where no
-TLS sits between Berth and the bytes.
+the client's with ``splice(2)`` (``app.engine.relay``). The end of the body is then told from a
+cut by the tar framing, which is followed anyway. Used only for the engine's own unix socket, where
+no TLS sits between Berth and the bytes.
 """
 
 from __future__ import annotations

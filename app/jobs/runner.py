@@ -23,13 +23,13 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.domain.progress import Progress, consume
 from app.engine.cancel import closing_on
 from app.errors import BerthError, Conflict, Internal
 from app.jobs.pool import JobPool
 from app.jobs.spool import remove_orphans
 from app.jobs.store import JobStore
 from app.jobs.workers import Worker, is_alive
-from app.progress import Progress, consume
 
 log = logging.getLogger("berth.jobs")
 

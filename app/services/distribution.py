@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.archives import classify_archive_error, parse_load_messages
-from app.deletion import familiar
+from app.domain.deletion import familiar
+from app.domain.progress import Progress, consume
+from app.domain.references import Reference, is_image_id, parse_reference
+from app.domain.tar_framing import classify_archive_error, parse_load_messages
 from app.errors import (
     BerthError,
     EngineError,
@@ -48,10 +50,8 @@ from app.errors import (
     ValidationFailed,
 )
 from app.jobs import JobCancelled, JobContext
-from app.outbound import OutboundPolicy
-from app.progress import Progress, consume
-from app.references import Reference, is_image_id, parse_reference
-from app.registry_client import RegistryClient
+from app.registry.client import RegistryClient
+from app.registry.policy import OutboundPolicy
 from app.services import push as push_service
 from app.services.local_tags import free_names, lent_names, tag_for
 

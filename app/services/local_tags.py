@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from app.deletion import familiar, familiar_name
+from app.domain.deletion import familiar, familiar_name
+from app.domain.references import parse_reference
 from app.errors import NotFound
-from app.references import parse_reference
 
 log = logging.getLogger("berth.tags")
 

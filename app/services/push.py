@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.progress import Progress
+from app.domain.references import Reference, is_image_id, parse_reference
 from app.errors import (
     BerthError,
     ManifestUnknown,
     RegistryError,
     ValidationFailed,
 )
-from app.progress import Progress
-from app.references import Reference, is_image_id, parse_reference
-from app.registry_client import RegistryClient, is_docker_hub
+from app.registry.client import RegistryClient, is_docker_hub
 from app.services.local_tags import lent_names, tag_for
 
 log = logging.getLogger("berth.push")

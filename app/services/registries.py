@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from app.errors import ValidationFailed
-from app.registry_client import RegistryClient, is_docker_hub
-from app.registry_paging import Page, name_matcher, page_of, scan_pages
+from app.registry.client import RegistryClient, is_docker_hub
+from app.registry.paging import Page, name_matcher, page_of, scan_pages
 
 FETCH_PAGE = 100  # upstream page size while filtering (registries accept at least 100)
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -1,0 +1,115 @@
+"""Every route × method → the scope it needs and how a token's engine globs apply: one table.
+
+The before-request check (``app.http.auth``), the OpenAPI document (``app.http.openapi``) and
+the README's scope table (``scripts/scope_table.py``) all read ``ROUTES``; a view declares no scope
+of its own. A route missing here is refused (403 ROUTE_CLOSED), and a test walks the URL map against
+this table both ways. ``HEAD`` is checked as the ``GET`` it mirrors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.http.auth import ANY_TOKEN, PUBLIC
+
+# How a token's ``engines`` globs apply to a route.
+QUERY = "query"  # the engine ``?engine=`` names must match (else 403 ENGINE_FORBIDDEN)
+BODY = "body"  # every engine the body names (source and targets) must match
+FILTERED = "filtered"  # only records of the token's engines are shown, others do not exist
+DEFAULT = "default"  # the default engine only; no ``?engine=``
+NONE = "none"  # no engine is involved
+
+ENGINE_RULES = {
+    QUERY: "`?engine=` must match",
+    BODY: "every engine named must match",
+    FILTERED: "shows only its engines",
+    DEFAULT: "default engine only",
+    NONE: "no engine",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one route × method needs: a scope (or PUBLIC, or ANY_TOKEN) and its engine rule.
+
+    ``public_if`` names a boolean setting that makes the route public when true.
+    """
+
+    scope: str
+    engines: str
+    exposes: str
+    public_if: str | None = None
+
+
+_IMAGE = "/v1/images/<path:ref>"
+_DOCS = "the API documentation"
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("/v1/health", "GET"): Route(PUBLIC, NONE, "liveness"),
+    ("/v1/ready", "GET"): Route(PUBLIC, DEFAULT, "the default engine's readiness"),
+    ("/openapi.json", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/apidocs/", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/apidocs/index.html", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/flasgger_static/<path:filename>", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/oauth2-redirect.html", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/metrics", "GET"): Route(
+        "metrics", NONE, "request and job counters", public_if="BERTH_METRICS_PUBLIC"
+    ),
+    ("/v1/engines", "GET"): Route("read", FILTERED, "engine names, versions, readiness"),
+    ("/v1/images", "GET"): Route("read", QUERY, "image metadata"),
+    ("/v1/images/pull", "POST"): Route("write", QUERY, "pull from a registry"),
+    ("/v1/images/import", "POST"): Route("write", QUERY, "create an image from a tar"),
+    ("/v1/images/prune", "POST"): Route("delete", QUERY, "remove unused images"),
+    (_IMAGE, "GET"): Route("read", QUERY, "image metadata"),
+    (_IMAGE, "DELETE"): Route("delete", QUERY, "remove an image or a name"),
+    (_IMAGE + "/history", "GET"): Route("read", QUERY, "image metadata"),
+    (_IMAGE + "/layers", "GET"): Route("read", QUERY, "image metadata"),
+    (_IMAGE + "/archive", "GET"): Route("read", QUERY, "image archives"),
+    (_IMAGE + "/tags", "POST"): Route("write", QUERY, "add or move a local tag"),
+    (_IMAGE + "/push", "POST"): Route("push", QUERY, "send an image to a registry"),
+    ("/v1/archives", "GET"): Route("read", QUERY, "image archives"),
+    ("/v1/archives", "POST"): Route("write", QUERY, "load images (adds or moves tags)"),
+    ("/v1/usage", "GET"): Route("read", QUERY, "image metadata"),
+    ("/v1/search", "GET"): Route("read", QUERY, "registry search results"),
+    ("/v1/containers", "GET"): Route("read", QUERY, "container names, images, states"),
+    ("/v1/containers/<container>/export", "GET"): Route(
+        "export", QUERY, "a container's whole filesystem"
+    ),
+    ("/v1/containers/<container>/commit", "POST"): Route(
+        "write", QUERY, "a new image from a container"
+    ),
+    ("/v1/registries/<registry>/repositories", "GET"): Route(
+        "read", NONE, "a registry's repositories"
+    ),
+    ("/v1/registries/<registry>/repositories/<path:name>/tags", "GET"): Route(
+        "read", NONE, "a registry's tags"
+    ),
+    ("/v1/distributions", "POST"): Route("push", BODY, "send an image to other engines"),
+    ("/v1/distributions/<id>", "GET"): Route(ANY_TOKEN, FILTERED, "its own distributions"),
+    ("/v1/jobs", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
+    ("/v1/jobs/<id>", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
+    ("/v1/jobs/<id>", "DELETE"): Route(ANY_TOKEN, FILTERED, "cancel its own jobs"),
+    ("/v1/jobs/<id>/events", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
+    ("/v1/audit", "GET"): Route("admin", FILTERED, "the audit log"),
+}
+
+
+def route_key(rule: str, method: str) -> tuple[str, str]:
+    """The table's key for ``rule`` called with ``method`` (``HEAD`` is its ``GET``)."""
+    return rule, "GET" if method == "HEAD" else method
+
+
+def scope_table() -> str:
+    """The table as Markdown, for the README (``scripts/scope_table.py`` prints it)."""
+    lines = [
+        "| Method | Route | Scope | Token's `engines` | Exposes |",
+        "|---|---|---|---|---|",
+    ]
+    for (rule, method), route in ROUTES.items():
+        path = rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+        scope = {PUBLIC: "public", ANY_TOKEN: "any token"}.get(route.scope, f"`{route.scope}`")
+        if route.public_if:
+            scope += f" (public if `{route.public_if}`)"
+        engines = ENGINE_RULES[route.engines]
+        lines.append(f"| {method} | `{path}` | {scope} | {engines} | {route.exposes} |")
+    return "\n".join(lines) + "\n"
