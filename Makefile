@@ -1,9 +1,10 @@
-# Berth: `make run` serves on 127.0.0.1:8080, `make test` runs the suite against a real engine.
+# Berth: `make run` serves on 127.0.0.1:8080, `make test` runs the suite against a real engine,
+# `make test-unit` the unit tests alone (no root, no engine).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint openapi bench-archives clean
+.PHONY: run test test-unit lint openapi bench-archives clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	PY=$(PY) scripts/test.sh $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.dev
+	$(VENV)/bin/pytest -q tests/unit
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Configuration, read only from the environment (each variable is documented in the README).
+"""Configuration, read only from the environment (every variable: docs/configuration.md).
 
 ``load_config(environ)`` returns a plain dict that ``create_app`` puts into ``app.config``;
 tests pass their own dict instead of touching ``os.environ``.

@@ -1,21 +1,18 @@
-"""One error model: every failure leaves Berth as RFC 9457 ``application/problem+json``.
+"""One error model and the catalogue of every error code Berth sends.
 
-``BerthError`` carries an HTTP status, a stable UPPER_SNAKE ``code`` and a human ``detail``.
-Handlers registered by :func:`register_error_handlers` turn it (and Flask's own routing errors,
-and anything unforeseen) into one payload shape, documented by ``schemas.common.ProblemSchema``.
+``BerthError`` carries an HTTP status, a stable UPPER_SNAKE ``code`` and a human ``detail``; each
+code has exactly one class below, which fixes its status and title, so a code always reads the
+same. ``app.http.problems`` turns these (and Flask's own routing errors, through
+:func:`http_error`) into RFC 9457 ``application/problem+json``, documented by
+``schemas.common.ProblemSchema``. No Flask here: every room may raise these.
 """
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, g, json, request
-from werkzeug.exceptions import HTTPException
-
 PROBLEM_MIME = "application/problem+json"
-log = logging.getLogger("berth.errors")
 
 
 class BerthError(Exception):
@@ -164,52 +161,140 @@ class Internal(BerthError):
     status, code, title = 500, "INTERNAL", "Internal error"
 
 
-def problem_response(error: BerthError) -> Response:
-    """Render a BerthError as a problem+json response carrying the request id."""
-    body = error.to_problem()
-    request_id = g.get("request_id") if g else None
-    if request_id:
-        body["request_id"] = request_id
-    response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_MIME)
-    for name, value in error.headers.items():
-        response.headers[name] = value
-    return response
+# -- refinements of the classes above: same status (and title unless given), a code of their own
 
 
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    411: "LENGTH_REQUIRED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
+class EngineReportedError(EngineError):
+    """An engine answer passed through as it came (Engine-API front door) that reported a
+    failure inside its body: the code its audit record carries."""
+
+    code = "ENGINE_REPORTED_ERROR"
+
+
+class BadRequest(BerthError):
+    status, code, title = 400, "BAD_REQUEST", "Bad Request"
+
+
+class MalformedJson(ValidationFailed):
+    code = "MALFORMED_JSON"
+
+
+class EngineRejected(ValidationFailed):
+    code = "ENGINE_REJECTED"
+
+
+class InvalidRegistry(ValidationFailed):
+    code = "INVALID_REGISTRY"
+
+
+class InvalidRegistryAuth(ValidationFailed):
+    code = "INVALID_REGISTRY_AUTH"
+
+
+class InvalidContainer(InvalidReference):
+    code = "INVALID_CONTAINER"
+
+
+class RouteClosed(Forbidden):
+    code = "ROUTE_CLOSED"
+
+
+class EngineForbidden(Forbidden):
+    code = "ENGINE_FORBIDDEN"
+
+
+class RepositoryNotFound(NotFound):
+    code = "REPOSITORY_NOT_FOUND"
+
+
+class JobNotFound(NotFound):
+    code = "JOB_NOT_FOUND"
+
+
+class DistributionNotFound(NotFound):
+    code = "DISTRIBUTION_NOT_FOUND"
+
+
+class PlatformNotAvailable(NotFound):
+    code, title = "PLATFORM_NOT_AVAILABLE", "No image for that platform"
+
+
+class EngineApiRefused(BerthError):
+    """An Engine API call Berth does not let through (containers, build, volumes, ...)."""
+
+    status, code, title = 403, "ENGINE_API_REFUSED", "Not an image operation"
+
+
+class MethodNotAllowed(BerthError):
+    status, code, title = 405, "METHOD_NOT_ALLOWED", "Method Not Allowed"
+
+
+class NotAcceptable(BerthError):
+    status, code, title = 406, "NOT_ACCEPTABLE", "Not Acceptable"
+
+
+class LengthRequired(BerthError):
+    status, code, title = 411, "LENGTH_REQUIRED", "Length Required"
+
+
+class ImageHasChildren(Conflict):
+    code, title = "IMAGE_HAS_CHILDREN", "Image has dependent child images"
+
+
+class ImageHasReferences(Conflict):
+    code, title = "IMAGE_HAS_REFERENCES", "Image has several references"
+
+
+class JobFinished(Conflict):
+    code = "JOB_FINISHED"
+
+
+class JobCancelled(Conflict):
+    code, title = "JOB_CANCELLED", "Job cancelled"
+
+
+class ClientClosed(BerthError):
+    """Never sent (the client is gone): the code audit records give a call the client left."""
+
+    status, code, title = 499, "CLIENT_CLOSED", "Client closed the connection"
+
+
+class JobWorkerLost(BerthError):
+    status, code, title = 500, "JOB_WORKER_LOST", "Job lost"
+
+
+class RegistryAuthFileInvalid(BerthError):
+    status, code, title = 500, "REGISTRY_AUTH_FILE_INVALID", "Registry credentials file unusable"
+
+
+class ImageIdMismatch(BerthError):
+    status, code, title = 502, "IMAGE_ID_MISMATCH", "Image differs from the source"
+
+
+class DistributionFailed(BerthError):
+    status, code, title = 502, "DISTRIBUTION_FAILED", "Distribution failed"
+
+
+class DistributionPartial(DistributionFailed):
+    code, title = "DISTRIBUTION_PARTIAL", "Distribution partly failed"
+
+
+# Statuses Flask and werkzeug answer themselves (routing, content negotiation, size limits).
+_HTTP_ERRORS: dict[int, type[BerthError]] = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    406: NotAcceptable,
+    411: LengthRequired,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
 }
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Route BerthError, werkzeug HTTP errors and anything else through problem_response."""
-
-    @app.errorhandler(BerthError)
-    def _berth(error: BerthError) -> Response:
-        if error.status >= 500:
-            log.warning("request failed: %s %s", error.code, error.detail)
-        return problem_response(error)
-
-    @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Response:
-        status = error.code or 500
-        code = _HTTP_CODES.get(status, f"HTTP_{status}")
-        detail = error.description or HTTPStatus(status).description
-        headers = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            from app.http.paths import allowed_methods  # routing knowledge lives with the API
-
-            headers["Allow"] = ", ".join(allowed_methods(request.path, set(error.valid_methods)))
-        return problem_response(BerthError(detail, status=status, code=code, headers=headers))
-
-    @app.errorhandler(Exception)
-    def _unforeseen(error: Exception) -> Response:
-        # Full trace goes to the log only; the body says nothing about internals.
-        log.exception("unhandled error")
-        return problem_response(Internal("An unexpected error occurred; see the service log."))
+def http_error(status: int, detail: str, headers: dict[str, str] | None = None) -> BerthError:
+    """The catalogue's error for an HTTP status werkzeug raised; a status it does not list
+    keeps the generic code ``HTTP_<status>``."""
+    cls = _HTTP_ERRORS.get(status)
+    if cls is not None:
+        return cls(detail, headers=headers)
+    return BerthError(detail, status=status, code=f"HTTP_{status}", headers=headers)

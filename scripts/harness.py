@@ -84,6 +84,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# Run as a script (python scripts/harness.py) or loaded from its file: the root is not always on
+# the path.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.berth_server import free_port  # noqa: E402
+
 State = dict[str, Any]
 
 STATE_FILE = "harness.json"
@@ -369,15 +375,6 @@ def wait_until(check, pid: int, timeout: float, what: str, logfile: Path) -> Non
             raise HarnessError(f"{what} exited during startup", logfile)
         time.sleep(0.2)
     raise HarnessError(f"{what} did not become ready within {timeout:.0f}s", logfile)
-
-
-def free_port(taken: set[int] | None = None) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not taken or port not in taken:
-            return port
 
 
 def tail(path: Path, lines: int = 30) -> str:

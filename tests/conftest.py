@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from app import create_app
+from app.http.accessors import services
 from app.http.auth import SCOPES
 from tests.support.harness import load_state
 from tests.support.images import image_factory
@@ -112,14 +113,14 @@ def app_allowing(config):
 
     yield make
     for app in made:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
 
 
 @pytest.fixture
 def app(config):
     app = create_app(config)
     yield app
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 @pytest.fixture

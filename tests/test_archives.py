@@ -25,7 +25,7 @@ from app.domain.tar_framing import (
 from app.engine.base import EngineConnection
 from app.engine.read_ahead import ReadAhead
 from app.errors import EngineError, ImageNotFound, InvalidArchive, PayloadTooLarge
-from app.http.accessors import get_engine
+from app.http.accessors import get_engine, services
 from app.http.uploads import UploadStream, complete_tar
 from tests.support.images import unique
 
@@ -558,7 +558,7 @@ def test_upload_over_the_limit_is_413_whether_announced_or_chunked(
         problem(imported, 413, "PAYLOAD_TOO_LARGE")
         assert image_list(docker_client) == before
     finally:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
 
 
 # Export and import

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app import create_app
+from app.http.accessors import services
 from app.observability.audit import BLOCK_BYTES, AuditLog, lines_backwards
 from tests.conftest import TOKENS, auth
 from tests.support.images import unique
@@ -145,7 +146,7 @@ def test_a_refused_engine_is_audited_with_the_engine(harness, config, headers):
         assert (record["status"], record["code"]) == (403, "ENGINE_FORBIDDEN")
         assert record["operation"] == "tag_image"
     finally:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
 
 
 def test_get_and_head_are_never_audited(app, client, headers, images):
@@ -220,7 +221,7 @@ def test_paging_returns_every_record_once_newest_first_across_rotations(config):
         records, cursor = _page_all(client, 7, cursor)
         seen += records
     assert [r["request_id"] for r in seen] == list(reversed(sent))
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 def test_a_page_reads_from_the_end_not_the_whole_file():

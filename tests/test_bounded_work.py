@@ -23,6 +23,7 @@ from app.domain import jsonsafe
 from app.domain.progress import MAX_LAYERS, MAX_LOADED, MAX_MESSAGES, Progress
 from app.domain.tar_framing import parse_load_messages
 from app.errors import TooManyJobs
+from app.http.accessors import services
 from app.jobs.pool import JobPool
 from tests.support.silent_registry import SilentRegistry
 
@@ -355,4 +356,4 @@ def test_cancel_during_a_distribution_push_handshake_stops_it(harness, config, h
             time.sleep(1)
             assert silent.accepted == 1
         finally:
-            app.extensions["berth.engines"].close()
+            services(app).engines.close()

@@ -23,6 +23,7 @@ import requests
 from app import create_app
 from app.engine.cache import MetadataCache
 from app.engine.events import changes_metadata
+from app.http.accessors import services
 from app.observability.metrics import REGISTRY
 from tests.conftest import TOKENS, _token_entries
 from tests.support.gunicorn import gunicorn_server
@@ -48,7 +49,7 @@ def eventually(check, within: float = WITHIN, what: str = "the change"):
 def cache(app, client, headers):
     """The default engine's cache, live (its watcher follows the engine's events)."""
     client.get("/v1/images", headers=headers("read"))  # the first read starts the watcher
-    engine = app.extensions["berth.engines"].get()
+    engine = services(app).engines.get()
     deadline = time.monotonic() + 15
     while not engine.cache.live:
         assert time.monotonic() < deadline, "the event watcher did not connect"
@@ -519,7 +520,7 @@ def test_a_token_limited_to_other_engines_is_refused_a_cached_answer(
         client = app.test_client()
         _, ref = images.image("true")
         assert client.get("/v1/images", headers=headers("read")).status_code == 200
-        engine = app.extensions["berth.engines"].get()
+        engine = services(app).engines.get()
         eventually(lambda: engine.cache.live, within=15, what="the event watcher")
         with entering_flask(app) as seen:
             for path in (f"/v1/images/{ref}", f"/v1/images/{ref}?engine=local"):
@@ -528,7 +529,7 @@ def test_a_token_limited_to_other_engines_is_refused_a_cached_answer(
                 assert refused.status_code == 403
                 assert refused.get_json()["code"] == "ENGINE_FORBIDDEN"
     finally:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
 
 
 def test_a_hit_before_flask_is_logged_and_counted(cache, client, headers, images, flask_entries):
@@ -560,3 +561,62 @@ def test_a_hit_before_flask_is_logged_and_counted(cache, client, headers, images
     }
     assert line["duration_ms"] >= 0
     assert REGISTRY.get_sample_value("berth_http_requests_total", route) == before + 1
+
+
+ROUTE = "/v1/images/<path:ref>"
+
+
+def _accounted(client, path, request_headers):
+    """GET ``path``: (answer, its access-log fields, the metrics it added)."""
+    lines: list[dict] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(dict(record.berth))
+    access = logging.getLogger("berth.access")
+    series = [
+        ("berth_http_requests_total", {"method": "GET", "route": ROUTE, "status": "200"}),
+        ("berth_http_request_duration_seconds_count", {"method": "GET", "route": ROUTE}),
+        ("berth_stream_bytes_total", {"direction": "out"}),
+    ]
+    before = [REGISTRY.get_sample_value(name, labels) or 0 for name, labels in series]
+    access.addHandler(handler)
+    try:
+        answer = client.get(path, headers=request_headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    finally:
+        access.removeHandler(handler)
+    after = [REGISTRY.get_sample_value(name, labels) or 0 for name, labels in series]
+    assert len(lines) == 1
+    lines[0].pop("duration_ms")
+    return answer, lines[0], [b - a for a, b in zip(before, after, strict=True)]
+
+
+def test_flask_and_the_fast_path_log_and_count_a_request_alike(
+    cache, client, headers, images, flask_entries
+):
+    _, ref = images.image("true")
+    path = f"/v1/images/{ref}"
+    request_headers = {**headers("read"), "X-Request-Id": "same-request"}
+    answered_before_flask(client, flask_entries, path, headers("read"))
+    seen: dict[str, tuple] = {}
+    deadline = time.monotonic() + 10
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, f"only {sorted(seen)} answered"
+        if "flask" not in seen:
+            cache.invalidate()  # the next answer is Flask's (and fills the cache again)
+        entered = len(flask_entries)
+        answer, line, counted = _accounted(client, path, request_headers)
+        assert answer.status_code == 200
+        seen["flask" if len(flask_entries) > entered else "fast"] = (answer, line, counted)
+    (flask_answer, flask_line, flask_counted) = seen["flask"]
+    (fast_answer, fast_line, fast_counted) = seen["fast"]
+    assert fast_answer.get_data() == flask_answer.get_data()
+    expected = {
+        "request_id": "same-request",
+        "method": "GET",
+        "path": path,
+        "status": 200,
+        "token": "read-token",
+        "remote": "10.1.2.3",
+    }
+    assert flask_line == expected
+    assert fast_line == expected
+    assert fast_counted == flask_counted == [1, 1, len(flask_answer.get_data())]

@@ -11,17 +11,12 @@ from app.domain.deletion import (
     StoredContainer,
     StoredImage,
     dangling_images,
-    familiar,
     force_outcome,
-    is_single_reference,
-    match_labels,
-    normalized,
-    parse_until,
-    ref_name,
-    rfc3339_ns,
     simulate_delete,
 )
+from app.domain.familiar import familiar, is_single_reference, normalized, ref_name
 from app.domain.layers import chain_ids
+from app.domain.prune_filters import match_labels, parse_until, rfc3339_ns
 
 BASE = "sha256:" + "b" * 64
 CHILD = "sha256:" + "c" * 64

@@ -19,6 +19,7 @@ import pytest
 
 from app import create_app
 from app.errors import EngineNotFound, Forbidden, ValidationFailed
+from app.http.accessors import services
 from app.services.distribution import (
     PullBytes,
     distribution_view,
@@ -81,7 +82,7 @@ def fleet_config(harness, config, fleet):
 def fleet_app(fleet_config):
     app = create_app(fleet_config)
     yield app
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 @pytest.fixture
@@ -333,7 +334,7 @@ def test_cancelling_the_job_stops_the_distribution(
     assert done["summary"]["cancelled"] == list(FLEET)
     for client in fleet.values():
         assert image_on(client, target) is None
-    fleet_app.extensions["berth.engines"].close()
+    services(fleet_app).engines.close()
 
 
 # --------------------------------------------------------------------------- refused up front

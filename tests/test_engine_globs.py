@@ -12,6 +12,7 @@ import time
 import pytest
 
 from app import create_app
+from app.http.accessors import services
 from tests.conftest import auth
 from tests.support.images import unique
 
@@ -45,7 +46,7 @@ def globs_app(harness, config):
     ]
     app = create_app(config)
     yield app
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 @pytest.fixture

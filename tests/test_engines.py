@@ -6,6 +6,7 @@ import pytest
 
 from app import create_app
 from app.engine.pool import EngineSpecError, engine_environments
+from app.http.accessors import services
 from tests.conftest import TOKENS
 
 
@@ -27,7 +28,7 @@ def fleet_app(harness, tmp_path, config):
     ]
     app = create_app(config)
     yield app
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 STAGING = {"Authorization": "Bearer staging-token-0123456789"}

@@ -21,6 +21,8 @@ import pytest
 import requests
 
 from app import create_app
+from app.http.accessors import services
+from app.jobs import JobRunner
 from app.jobs.runner import STALE_SECONDS, worker_lost_problem
 from app.jobs.store import JobStore
 from app.jobs.workers import Worker, is_alive, process_start
@@ -435,7 +437,7 @@ def test_cancel_reaches_the_job_through_another_process_view(
         assert _never_served(open_registry, name, "1")
     finally:
         for app in (starter, other):
-            app.extensions["berth.engines"].close()
+            services(app).engines.close()
 
 
 # --------------------------------------------------------------------------- gunicorn
@@ -544,3 +546,32 @@ def test_jobs_of_a_stopping_server_are_failed(harness, tmp_path, big_image, stal
     assert job["state"] == "failed"
     assert job["error"]["code"] == "JOB_WORKER_LOST"
     assert "shut down" in job["error"]["detail"]
+
+
+def test_a_runner_built_before_a_fork_runs_the_childs_jobs_in_the_child(tmp_path):
+    """create_app builds the runner once; a worker forked after that runs its own jobs."""
+    runner = JobRunner(JobStore.in_dir(tmp_path))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        ok = False
+        try:
+            job = runner.submit("test", "me", None, lambda ctx: {"pid": os.getpid()})
+            deadline = time.monotonic() + 20
+            while runner.store.get(job["id"])["state"] in ACTIVE:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            record = runner.store.get(job["id"])
+            ok = (
+                record["state"] == "succeeded"
+                and record["result"] == {"pid": os.getpid()}
+                and record["worker_pid"] == os.getpid() == runner.worker.pid
+            )
+        finally:
+            os.write(write_end, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"1"
+    assert runner.worker.pid == os.getpid()  # the parent's runner is its own still

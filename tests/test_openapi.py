@@ -26,6 +26,9 @@ def test_every_route_is_documented_with_its_scope_and_errors(offline_app):
         if rule.endpoint.startswith("flasgger."):
             continue
         path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+        if rule.rule.startswith("/engines/"):  # the Engine API front door is Docker's API
+            assert path not in paths, rule.rule
+            continue
         assert path in paths, rule.rule
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             op = paths[path][method.lower()]

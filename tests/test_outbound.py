@@ -16,6 +16,7 @@ import pytest
 from app import create_app
 from app.config import ConfigError, load_config
 from app.errors import RegistryNotAllowed
+from app.http.accessors import services
 from app.registry.policy import OutboundPolicy, allowed, is_public, parse_rules, search_index
 from app.registry.tokens import token_answer
 from app.registry.transport import Answer
@@ -317,7 +318,7 @@ def test_distribution_via_an_unlisted_registry_is_refused_before_a_job(
         jobs = client.get("/v1/jobs", headers=headers("admin")).get_json()
         assert jobs["jobs"] == []  # no job was created
     finally:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
 
 
 def test_a_realm_on_an_unlisted_port_is_refused_and_never_contacted(app_allowing, headers):

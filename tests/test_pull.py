@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import logging
-import socket
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,8 @@ import pytest
 
 from app import create_app
 from app.domain.registry_auth import encode_registry_auth
+from app.http.accessors import services
+from tests.support.gunicorn import free_port
 from tests.support.images import unique
 from tests.support.token_issuer import token_issuer
 
@@ -33,12 +34,6 @@ def pull(client, headers, scope="write", extra=None, **body):
 
 def ndjson_lines(response):
     return [json.loads(line) for line in response.get_data(as_text=True).splitlines() if line]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -214,7 +209,7 @@ def test_stored_credentials_are_used_when_the_header_is_absent(
         refused = pull(client, headers, extra={"X-Registry-Auth": wrong}, reference=repository)
         assert refused.status_code == 403
     finally:
-        app.extensions["berth.engines"].close()
+        services(app).engines.close()
         forget(docker_client, f"{repository}:latest")
 
 

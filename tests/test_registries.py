@@ -13,14 +13,11 @@ import uuid
 import pytest
 
 from app.errors import BerthError
-from app.registry.client import (
-    RegistryClient,
-    parse_challenge,
-    registry_scheme,
-    validate_registry,
-)
+from app.registry.addresses import registry_scheme, validate_registry
+from app.registry.client import RegistryClient
 from app.registry.credentials import CredentialStore, parse_auths, registry_key, resolve_auth
 from app.registry.paging import page_of, scan_pages
+from app.registry.tokens import parse_challenge
 from tests.support.harness import harness_module
 from tests.support.registry import (
     basic_credentials,

@@ -13,6 +13,7 @@ import pytest
 
 from app import create_app
 from app.config import DEFAULTS
+from app.http.accessors import services
 from app.server.startup import announce
 
 ALICE = "alice-token-0123456789abcdef"
@@ -41,7 +42,7 @@ def file_client(tokens_file, tmp_path):
         }
     )
     yield app.test_client()
-    app.extensions["berth.engines"].close()
+    services(app).engines.close()
 
 
 def _status(client, token):

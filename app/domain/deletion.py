@@ -15,102 +15,29 @@ replayed on a snapshot of the image store so that ``dry_run`` can answer exactly
 * A layer is removed with the last image that holds it, unless a container still sits on it.
 
 Plain logic: no flask, no docker. References are kept in the engine's "familiar" form
-(``busybox:latest``, ``127.0.0.1:5000/team/app@sha256:...``).
+(``app.domain.familiar``); the ``until`` and ``label`` filters are in ``app.domain.prune_filters``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
-from app.domain.references import parse_reference
+from app.domain.familiar import (
+    familiar,
+    is_canonical,
+    is_id_prefix,
+    is_single_reference,
+    ref_name,
+    sorted_references,
+)
+from app.domain.prune_filters import match_labels
 
-HUB_DOMAINS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 RUNNING_STATES = frozenset({"running", "paused", "restarting"})
 
 CHILD, RUNNING, REFERENCE, STOPPED = 1, 2, 4, 8
 HARD = CHILD | RUNNING
 SOFT = REFERENCE | STOPPED
-
-
-# --- references ---------------------------------------------------------------------------
-
-
-def familiar_name(repository: str) -> str:
-    """``docker.io/library/busybox`` → ``busybox``; other names unchanged."""
-    ref = parse_reference(repository)
-    if ref.domain is None or ref.domain in HUB_DOMAINS:
-        path = ref.path
-        if ref.domain is not None and path.startswith("library/") and path.count("/") == 1:
-            path = path[len("library/") :]
-        return path
-    return ref.repository
-
-
-def familiar(reference: str, default_tag: bool = True) -> str:
-    """A reference as the engine prints it; a bare name gets ``:latest`` unless told not to."""
-    ref = parse_reference(reference)
-    text = familiar_name(ref.repository)
-    if ref.tag:
-        text += ":" + ref.tag
-    elif default_tag and not ref.digest:
-        text += ":latest"
-    if ref.digest:
-        text += "@" + ref.digest
-    return text
-
-
-def ref_name(reference: str) -> str:
-    """The repository part of a familiar reference (tag and digest removed)."""
-    name = reference.split("@", 1)[0]
-    colon = name.rfind(":")
-    return name[:colon] if colon > name.rfind("/") else name
-
-
-def is_canonical(reference: str) -> bool:
-    return "@" in reference
-
-
-def normalized(reference: str) -> str:
-    """The fully qualified form the engine sorts references by (``docker.io/library/x:tag``)."""
-    name = ref_name(reference)
-    rest = reference[len(name) :]
-    ref = parse_reference(name)
-    if ref.domain is None:
-        path = ref.path if "/" in ref.path else "library/" + ref.path
-        name = "docker.io/" + path
-    return name + rest
-
-
-def sorted_references(references: Iterable[str]) -> list[str]:
-    return sorted(references, key=normalized)
-
-
-def is_single_reference(references: list[str]) -> bool:
-    """At most one tag, and every reference in one repository (the engine's rule)."""
-    if len(references) <= 1:
-        return len(references) == 1
-    single: str | None = None
-    canonical_names: set[str] = set()
-    for reference in references:
-        if is_canonical(reference):
-            canonical_names.add(ref_name(reference))
-        elif single is None:
-            single = reference
-        else:
-            return False
-    if single is None:
-        single = references[0]
-    return len(canonical_names) == 1 and ref_name(single) in canonical_names
-
-
-def is_id_prefix(image_id: str, text: str) -> bool:
-    if image_id.startswith(text):
-        return True
-    return image_id.partition(":")[2].startswith(text)
 
 
 # --- the snapshot -----------------------------------------------------------------------------
@@ -319,20 +246,6 @@ class ImageStore:
         return candidates
 
 
-def match_labels(filters: list[str], labels: dict[str, str] | None) -> bool:
-    """Every ``key`` / ``key=value`` filter matches (the engine's ``label`` filter)."""
-    if not filters:
-        return True
-    labels = labels or {}
-    if not labels:
-        return False
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
 def dangling_images(store: ImageStore) -> list[str]:
     """The images ``docker images -f dangling=true`` lists: heads without a tag."""
     return [
@@ -369,65 +282,3 @@ def force_outcome(store: ImageStore, text: str, image_id: str, prune: bool) -> s
     except DeleteConflict:
         return "conflict"
     return "deleted" if image_id in store.outcome.deleted else "untagged_only"
-
-
-# --- time filters -----------------------------------------------------------------------------
-
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$"
-)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-
-
-def rfc3339_ns(value: Any) -> int:
-    """An engine timestamp (RFC 3339 with up to nanoseconds, or unix seconds) in nanoseconds."""
-    if value in (None, ""):
-        return 0
-    if isinstance(value, int | float):
-        return int(value * 1_000_000_000)
-    match = _RFC3339.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    day, clock, fraction, zone = match.groups()
-    moment = datetime.fromisoformat(f"{day}T{clock}{_zone(zone)}")
-    nanos = int((fraction or "0").ljust(9, "0"))
-    return int(moment.timestamp()) * 1_000_000_000 + nanos
-
-
-def _zone(zone: str | None) -> str:
-    if not zone or zone == "Z":
-        return "+00:00"
-    return zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
-
-
-def parse_until(text: str, now: float) -> int:
-    """``until`` as the engine reads it: a duration back from now (``24h``, ``1h30m``), an RFC
-    3339 time or unix seconds. Returns unix seconds; raises ValueError saying what is wrong."""
-    text = text.strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return int(float(text))
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        text += "T00:00:00Z"
-    if _DURATION_PART.match(text):
-        consumed = "".join(m.group(0) for m in _DURATION_PART.finditer(text))
-        if consumed != text:
-            raise ValueError(f"'{text}' is not a duration (e.g. 30m, 24h, 1h30m)")
-        total_ns = sum(
-            float(m.group(1)) * _UNIT_NS[m.group(2)] for m in _DURATION_PART.finditer(text)
-        )
-        return int(now - total_ns / 1_000_000_000)
-    try:
-        return rfc3339_ns(text) // 1_000_000_000
-    except ValueError:
-        raise ValueError(
-            f"'{text}' is not a duration (24h), an RFC 3339 time or unix seconds"
-        ) from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.errors import InvalidReference
+from app.errors import BerthError, InvalidContainer, InvalidReference
 
 NAME_MAX = 255
 REFERENCE_MAX = 255  # the whole reference; distribution limits the name to 255
@@ -33,6 +33,7 @@ _DIGEST_RE = r"(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})"
 _DIGEST = re.compile(rf"^{_DIGEST_RE}$")
 _IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{64}$")
 DEFAULT_DOMAIN = "docker.io"
+HUB_OFFICIAL = "library"  # Docker Hub's namespace of official images
 
 # The same grammar as one regular expression, for the OpenAPI document (IPv6 hosts left out).
 # A first component followed by "/" is a registry host when it has "." or ":" (as the parser
@@ -90,6 +91,18 @@ class Reference:
         if self.tag or self.digest:
             return self
         return Reference(self.domain, self.path, "latest", None)
+
+
+def hub_api_path(path: str) -> str:
+    """A Docker Hub path as its API and the engine's full names spell it: ``busybox`` →
+    ``library/busybox`` (official images live in ``library``); other paths unchanged."""
+    return path if "/" in path else f"{HUB_OFFICIAL}/{path}"
+
+
+def hub_familiar_path(path: str) -> str:
+    """The reverse, as ``docker images`` shows Hub names: ``library/busybox`` → ``busybox``."""
+    prefix = HUB_OFFICIAL + "/"
+    return path[len(prefix) :] if path.startswith(prefix) and path.count("/") == 1 else path
 
 
 def is_image_id(text: str) -> bool:
@@ -169,11 +182,22 @@ def validate_image_ref(text: str) -> str:
     return text
 
 
-def validate_repository(text: str) -> Reference:
-    """A repository name without tag or digest (as commit, tag and import take it)."""
+def without_digest(
+    text: str, refusal: str, error: type[BerthError] = InvalidReference
+) -> Reference:
+    """Parse a reference that names something to write (a tag, a push target): no digest.
+
+    A digest names content already made, so nothing can be written to it: ``error(refusal)``.
+    """
     ref = parse_reference(text)
     if ref.digest:
-        raise InvalidReference("Give a repository name without a digest.")
+        raise error(refusal)
+    return ref
+
+
+def validate_repository(text: str) -> Reference:
+    """A repository name without tag or digest (as commit, tag and import take it)."""
+    ref = without_digest(text, "Give a repository name without a digest.")
     if ref.tag:
         raise InvalidReference("Give the tag in the 'tag' field, not in the repository name.")
     return ref
@@ -186,9 +210,8 @@ _CONTAINER = re.compile(CONTAINER_PATTERN)
 def validate_container_ref(text: str) -> str:
     """A container name or (short) id, as the engine names them; returned unchanged."""
     if not _CONTAINER.match(text or ""):
-        raise InvalidReference(
+        raise InvalidContainer(
             "A container is named by its id or its name (letters, digits, '_', '.', '-').",
-            code="INVALID_CONTAINER",
         )
     return text
 

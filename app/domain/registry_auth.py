@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from app.domain import jsonsafe
-from app.errors import ValidationFailed
+from app.errors import InvalidRegistryAuth
 
 HEADER = "X-Registry-Auth"
 MAX_HEADER_LENGTH = 16 * 1024
@@ -33,11 +33,10 @@ FIELDS = (
 )
 
 
-def _invalid(reason: str) -> ValidationFailed:
-    return ValidationFailed(
+def _invalid(reason: str) -> InvalidRegistryAuth:
+    return InvalidRegistryAuth(
         f"The {HEADER} header is not valid: {reason}. It must be base64url-encoded JSON such as "
         '{"username": "...", "password": "...", "serveraddress": "host:port"}.',
-        code="INVALID_REGISTRY_AUTH",
         errors={HEADER: [reason]},
     )
 

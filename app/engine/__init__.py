@@ -16,14 +16,27 @@ from app.engine.containers import ContainersMixin
 from app.engine.events import EventWatcher
 from app.engine.images import ImagesMixin
 from app.engine.lifecycle import LifecycleMixin
+from app.engine.passthrough import PassthroughMixin
 from app.engine.pool import DEFAULT_ENGINE, EnginePool, engine_environments
 from app.engine.push import PushMixin
+from app.engine.removal import RemovalMixin
 from app.engine.system import SystemMixin
+from app.engine.usage import UsageMixin
 
 __all__ = ["DEFAULT_ENGINE", "Engine", "EnginePool", "pool_from_config"]
 
 
-class Engine(ImagesMixin, ContainersMixin, SystemMixin, PushMixin, ArchivesMixin, LifecycleMixin):
+class Engine(
+    ImagesMixin,
+    ContainersMixin,
+    SystemMixin,
+    PushMixin,
+    ArchivesMixin,
+    LifecycleMixin,
+    RemovalMixin,
+    UsageMixin,
+    PassthroughMixin,
+):
     """One Docker engine, spoken to through docker-py's low-level API client."""
 
     def __init__(self, name: str, environment: dict[str, str], timeout: float) -> None:

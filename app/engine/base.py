@@ -9,58 +9,38 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 import requests.exceptions
-from docker.auth import AuthConfig
 
+from app.domain import times
 from app.domain.tar_framing import engine_reason
+from app.engine import docker_api
 from app.engine.cancel import track as track_connections
 from app.errors import (
     BerthError,
     Conflict,
     ContainerNotFound,
     EngineError,
+    EngineRejected,
     EngineUnavailable,
     ImageNotFound,
     NotFound,
-    ValidationFailed,
+    RegistryUnreachable,
 )
 from app.observability.metrics import observe_engine_call
 
 log = logging.getLogger("berth.engine")
 
 # Metadata calls get a short timeout; streams (save, load, pull, push) get none, since a layer can
-# legitimately take minutes. Both are set here, in one place (see the README's "Timeouts").
+# legitimately take minutes. Both are set here, in one place (docs/operations.md, "Timeouts").
 STREAM_TIMEOUT = None
 MAX_POOL_SIZE = 32
 
 _NOT_FOUND = {"image": ImageNotFound, "container": ContainerNotFound}
-
-
-class NoHostCredentials(AuthConfig):
-    """An auth config that holds nothing and that docker-py will not replace.
-
-    docker-py reloads ``~/.docker/config.json`` whenever the client's config is empty (see
-    ``docker.auth.get_config_header``); this one never reads as empty, so a push or pull
-    without credentials from the caller goes to the engine without any.
-    """
-
-    def __init__(self) -> None:
-        super().__init__({})
-
-    def __bool__(self) -> bool:
-        return True
-
-    @property
-    def is_empty(self) -> bool:
-        return False
 
 
 class EngineConnection:
@@ -96,8 +76,8 @@ class EngineConnection:
             raise EngineUnavailable(f"The Docker engine '{self.name}' does not answer.") from e
         # Never let the host user's ~/.docker/config.json credentials leak into registry calls:
         # Berth passes the credentials it was given, and only those.
-        client._auth_configs = NoHostCredentials()
-        _time_engine_calls(client)
+        docker_api.refuse_host_credentials(client)
+        docker_api.time_calls(client, observe_engine_call)
         track_connections(client)  # so that a cancelled job can close them (app.engine.cancel)
         return client
 
@@ -130,21 +110,6 @@ class EngineConnection:
             self._api = self._stream_api = None
 
 
-def _time_engine_calls(client: docker.APIClient) -> None:
-    """Observe every engine HTTP call's latency (to the response headers) in the metrics."""
-    send = client.send
-
-    def timed_send(request, **kwargs):
-        started = time.perf_counter()
-        try:
-            return send(request, **kwargs)
-        finally:
-            path = urlsplit(request.url).path
-            observe_engine_call(request.method, path, time.perf_counter() - started)
-
-    client.send = timed_send
-
-
 def explanation(error: docker.errors.APIError) -> str:
     """The engine's own message for an API error, without docker-py's URL decoration and
     without the host paths it may mention (the engine's data root is no client's business)."""
@@ -174,9 +139,9 @@ def translate(kind: str = "image", target: str | None = None) -> Iterator[None]:
         if status == 409:
             raise Conflict(message) from e
         if status == 400:
-            raise ValidationFailed(message, code="ENGINE_REJECTED") from e
+            raise EngineRejected(message) from e
         if status >= 500 and _looks_unreachable(message):
-            raise EngineError(message, code="REGISTRY_UNREACHABLE", status=502) from e
+            raise RegistryUnreachable(message) from e
         raise EngineError(f"The engine answered {status}: {message}") from e
     except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as e:
         raise EngineUnavailable("The Docker engine does not answer.") from e
@@ -199,7 +164,7 @@ def rfc3339(value: Any) -> str | None:
     if value in (None, "", 0):
         return None
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        return times.rfc3339(value, "auto")
     text = str(value)
     if text.startswith("0001-01-01"):
         return None

@@ -8,8 +8,8 @@ remembered until it goes back, and ``register`` receives one closer that shuts a
 the blocked read returns, and the engine sees its client leave and stops the operation.
 
 requests and urllib3 have no hook for the connection a request uses: ``track`` wraps, on each
-pool of one client (never a library's class), urllib3's ``_get_conn``/``_put_conn``. A contract
-test checks that they are still there.
+pool of one client (never a library's class), the pool's checkout, through
+``app.engine.docker_api`` (the one module that reaches into urllib3's private API).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 
 import docker
 
+from app.engine import docker_api
+
 _local = threading.local()
-_MARK = "_berth_tracked"
 
 
 class _Scope:
@@ -90,20 +91,11 @@ def closing_on(register: Callable[[Callable[[], None]], Any]) -> Iterator[None]:
 
 def track(client: docker.APIClient) -> None:
     """Make ``client``'s connections visible to ``closing_on`` (once, when it is created)."""
-    for adapter in client.adapters.values():
-        get_pool = adapter.get_connection_with_tls_context
-
-        def tracked_pool(*args: Any, _get: Any = get_pool, **kwargs: Any) -> Any:
-            pool = _get(*args, **kwargs)
-            if not getattr(pool, _MARK, False):
-                _track_pool(pool)
-            return pool
-
-        adapter.get_connection_with_tls_context = tracked_pool
+    docker_api.on_each_pool(client, _track_pool)
 
 
 def _track_pool(pool: Any) -> None:
-    get_conn, put_conn = pool._get_conn, pool._put_conn
+    get_conn, put_conn = docker_api.pool_checkout(pool)
 
     def tracked_get(*args: Any, **kwargs: Any) -> Any:
         conn = get_conn(*args, **kwargs)
@@ -128,5 +120,4 @@ def _track_pool(pool: Any) -> None:
             scope.give_back(conn)
         return put_conn(conn)
 
-    pool._get_conn, pool._put_conn = tracked_get, tracked_put
-    setattr(pool, _MARK, True)
+    docker_api.replace_pool_checkout(pool, tracked_get, tracked_put)

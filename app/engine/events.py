@@ -31,9 +31,9 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from app.engine import docker_api
 from app.engine.base import EngineConnection
 from app.engine.cache import MetadataCache
-from app.engine.streams import raw_socket
 from app.errors import BerthError
 
 log = logging.getLogger("berth.engine")
@@ -147,7 +147,7 @@ class EventWatcher:
     def _abort_stream(self) -> None:
         """Wake the thread blocked reading the stream (call with ``_lock`` held)."""
         response = self._response
-        sock = raw_socket(response) if response is not None else None
+        sock = docker_api.raw_socket(response) if response is not None else None
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -201,8 +201,9 @@ class EventWatcher:
         params: dict[str, Any] = {"filters": EVENT_FILTERS}
         if since is not None:
             params["since"] = since
-        response = api._get(
-            api._url("/events"),
+        response = docker_api.get(
+            api,
+            "/events",
             params=params,
             stream=True,
             timeout=(CONNECT_TIMEOUT, self.idle_timeout),
@@ -212,7 +213,7 @@ class EventWatcher:
             if stopping.is_set():
                 self._abort_stream()
         try:
-            api._raise_for_status(response)
+            docker_api.raise_for_status(api, response)
             if stopping.is_set():
                 return
             self.cache.open()
@@ -220,7 +221,7 @@ class EventWatcher:
                 self._lost = False
                 log.info("following the engine's events again", extra=self._log_fields())
             try:
-                for event in api._stream_helper(response, decode=True):
+                for event in docker_api.json_events(api, response):
                     if isinstance(event, dict) and changes_metadata(event):
                         self.cache.invalidate()
             except (
@@ -241,8 +242,8 @@ class EventWatcher:
 
     def _engine_clock(self, api: Any) -> int | None:
         """The engine's time in whole seconds (its ``Date`` header, floored): a safe ``since``."""
-        response = api._get(api._url("/_ping"))  # the metadata client's timeout
-        api._raise_for_status(response)
+        response = docker_api.get(api, "/_ping")  # the metadata client's timeout
+        docker_api.raise_for_status(api, response)
         date = response.headers.get("Date")
         if not date:
             return None

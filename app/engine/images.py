@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.engine import docker_api
 from app.engine.base import EngineConnection, rfc3339, translate
 from app.engine.cache import MetadataCache
 from app.engine.events import EventWatcher
@@ -151,8 +152,8 @@ class ImagesMixin:
             params["filters"] = json.dumps(filters)
         with translate():
             api = self.connection.api
-            response = api._get(api._url("/images/search"), params=params)
-            raw = api._result(response, json=True)
+            response = docker_api.get(api, "/images/search", params=params)
+            raw = docker_api.json_result(api, response)
         return [
             {
                 "name": r.get("name", ""),

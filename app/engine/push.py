@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.domain.registry_auth import encode_registry_auth
+from app.engine import docker_api
 from app.engine.base import EngineConnection, translate
 from app.engine.streams import EngineStream
 
@@ -24,14 +25,15 @@ class PushMixin:
         api = self.connection.stream_api
         headers = {"X-Registry-Auth": encode_registry_auth(auth or {})}
         with translate("image", f"{repository}:{tag}"):
-            response = api._post_json(
-                api._url("/images/{0}/push", repository),
-                None,
+            response = docker_api.post_json(
+                api,
+                "/images/{0}/push",
+                repository,
                 headers=headers,
                 stream=True,
                 params={"tag": tag},
             )
-            api._raise_for_status(response)
+            docker_api.raise_for_status(api, response)
         return EngineStream(api, response)
 
     def remove_name(self, reference: str) -> None:

@@ -19,20 +19,10 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
+from app.engine import docker_api
 from app.errors import EngineError
 
 log = logging.getLogger("berth.engine")
-
-
-def raw_socket(response: requests.Response) -> socket.socket | None:
-    """The socket under a streaming docker-py response (unix, tcp or tls), if still open."""
-    try:
-        fp = response.raw._fp.fp  # http.client.HTTPResponse's buffered reader
-        raw = getattr(fp, "raw", None)
-        sock = getattr(raw, "_sock", None) or getattr(raw, "sock", None) or raw
-        return sock if isinstance(sock, socket.socket) else None
-    except AttributeError:
-        return None
 
 
 class EngineStream:
@@ -47,7 +37,7 @@ class EngineStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            for event in self._api._stream_helper(self._response, decode=True):
+            for event in docker_api.json_events(self._api, self._response):
                 if isinstance(event, dict):
                     yield event
         except (
@@ -71,7 +61,7 @@ class EngineStream:
             if self._closed:
                 return
             self.aborted = True
-            sock = raw_socket(self._response)
+            sock = docker_api.raw_socket(self._response)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

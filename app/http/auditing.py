@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from app.http.accessors import services
 from app.http.auth import ANONYMOUS, bearer_token
 from app.observability.audit import AuditLog, now, outcome
 
@@ -20,18 +21,14 @@ _TARGET_KEYS = ("ref", "container", "id")
 _BODY_TARGET_KEYS = ("reference", "target", "repository", "image")
 
 
-def init_audit(app: Flask) -> None:
+def init_audit(app: Flask) -> AuditLog:
     """The audit log of this app, and the hook recording refused mutations."""
-    app.extensions["berth.audit"] = AuditLog(
+    app.after_request(_audit_unopened)
+    return AuditLog(
         app.config["BERTH_DATA_DIR"],
         max_bytes=app.config.get("BERTH_AUDIT_MAX_BYTES", 0),
         backups=app.config.get("BERTH_AUDIT_BACKUPS", 5),
     )
-    app.after_request(_audit_unopened)
-
-
-def audit_log() -> AuditLog:
-    return current_app.extensions["berth.audit"]
 
 
 def audited_method(method: str) -> bool:
@@ -97,7 +94,7 @@ def finish_audit(status: int, payload: Any = None, code: str | None = None) -> N
         references=refs,
         code=code,
     )
-    audit_log().write(record)
+    services().audit.write(record)
 
 
 def _audit_unopened(response: Response) -> Response:
@@ -119,7 +116,7 @@ def _audit_unopened(response: Response) -> Response:
         references=[],
         code=code,
     )
-    audit_log().write(record)
+    services().audit.write(record)
     return response
 
 
@@ -127,7 +124,7 @@ def _caller() -> Any:
     """Who sent the request, when no check named it (a route that does not exist): the
     token's name if the token is valid, else anonymous."""
     token = bearer_token(request.headers.get("Authorization", ""))
-    found = current_app.extensions["berth.tokens"].authenticate(token) if token else None
+    found = services().authorizer.tokens.authenticate(token) if token else None
     return found or ANONYMOUS
 
 
@@ -137,4 +134,4 @@ def _requested_engine(view: Any) -> str | None:
     doc = getattr(view, "berth_doc", None)
     if doc is None or not doc.engine:
         return None
-    return request.args.get("engine") or current_app.extensions["berth.engines"].default
+    return request.args.get("engine") or services().engines.default

@@ -2,8 +2,10 @@
 
 The scope each route × method needs comes from one table (``app.http.scopes.ROUTES``, kept in
 ``app.extensions["berth.routes"]``); the ``before_request`` hook installed by :func:`init_auth`
-enforces it and fails closed: a route missing from the table is refused. Tokens are kept only as
-SHA-256 digests and compared in constant time.
+enforces it and fails closed: a route missing from the table is refused. The check itself is
+``Authorizer.authorize(token, scope, engine)``, the one both Flask and the cached fast path
+(``app.http.cached_reads``) make. Tokens are kept only as SHA-256 digests, compared in constant
+time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import EngineForbidden, Forbidden, RouteClosed, Unauthorized
+from app.http.accessors import services
 from app.http.token_reload import ReloadingTokens
 
 SCOPES = ("read", "write", "delete", "push", "export", "metrics", "admin")
@@ -200,15 +203,68 @@ def ensure_bootstrap_token(config: dict[str, Any]) -> tuple[str | None, Path]:
     return token, secret_path
 
 
-def init_auth(app: Flask) -> None:
-    """Build the token store (re-read when its file changes) and install the before-request
-    check."""
+class Authorizer:
+    """Who may do what: the one check both request paths make (Flask's hook, the fast path)."""
+
+    def __init__(self, tokens: ReloadingTokens, disabled: bool) -> None:
+        self.tokens = tokens
+        self.disabled = disabled
+
+    def authorize(self, token: str, scope: str, engine: str | None = None) -> Principal:
+        """The caller ``token`` names, if it may use ``scope`` (and ``engine``, when given).
+
+        Raises Unauthorized (no token, or not a valid one) or Forbidden (scope, engine); a
+        Forbidden carries the caller as ``principal``, for the access line and the audit record.
+        """
+        if scope == PUBLIC or self.disabled:
+            principal = ANONYMOUS
+        elif not token:
+            raise Unauthorized(
+                "Send 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": 'Bearer realm="berth"'},
+            )
+        else:
+            found = self.tokens.authenticate(token)
+            if found is None:
+                raise Unauthorized(
+                    "The bearer token is not valid.",
+                    headers={"WWW-Authenticate": 'Bearer realm="berth", error="invalid_token"'},
+                )
+            principal = found
+            if not principal.allows(scope):
+                refusal = Forbidden(
+                    f"This operation needs the '{scope}' scope.",
+                    headers={
+                        "WWW-Authenticate": f'Bearer realm="berth", error="insufficient_scope", '
+                        f'scope="{scope}"'
+                    },
+                    required_scope=scope,
+                )
+                refusal.principal = principal  # type: ignore[attr-defined]
+                raise refusal
+        if engine is not None:
+            check_engine(principal, engine)
+        return principal
+
+
+def check_engine(principal: Principal, engine: str, named: bool = True) -> None:
+    """Refuse (403 ENGINE_FORBIDDEN) an engine the caller's token may not use; ``named``: the
+    request named it (otherwise it is the default one, whose name is not told)."""
+    if not principal.allows_engine(engine):
+        which = f"the engine '{engine}'" if named else "the default engine; name one with ?engine="
+        error = EngineForbidden(f"This token may not use {which}.")
+        error.principal = principal  # type: ignore[attr-defined]
+        raise error
+
+
+def init_auth(app: Flask) -> Authorizer:
+    """The token store (re-read when its file changes) behind the app's Authorizer, and the
+    before-request check that enforces the route table with it."""
     store = ReloadingTokens(
         lambda: TokenStore(load_token_entries(app.config)),
         token_files(app.config),
         error=TokenConfigError,
     )
-    app.extensions["berth.tokens"] = store
     disabled = app.config["BERTH_AUTH"] == "disabled"
     if disabled:
         log.warning(
@@ -217,6 +273,7 @@ def init_auth(app: Flask) -> None:
     elif not len(store):
         log.error("no tokens configured: every request needing a scope will be refused (401)")
     app.before_request(_authenticate)
+    return Authorizer(store, disabled)
 
 
 def bearer_token(header: str) -> str:
@@ -230,31 +287,11 @@ def _authenticate() -> None:
         return
     needed = required_scope(current_app, request.url_rule.rule, request.method)
     if needed is None:
-        raise Forbidden("This route declares no scope and is closed.", code="ROUTE_CLOSED")
+        raise RouteClosed("This route declares no scope and is closed.")
     g.principal = ANONYMOUS
-    if needed == PUBLIC:
-        return
-    if current_app.config["BERTH_AUTH"] == "disabled":
-        return
     token = bearer_token(request.headers.get("Authorization", ""))
-    if not token:
-        raise Unauthorized(
-            "Send 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": 'Bearer realm="berth"'},
-        )
-    principal = current_app.extensions["berth.tokens"].authenticate(token)
-    if principal is None:
-        raise Unauthorized(
-            "The bearer token is not valid.",
-            headers={"WWW-Authenticate": 'Bearer realm="berth", error="invalid_token"'},
-        )
-    g.principal = principal
-    if not principal.allows(needed):
-        raise Forbidden(
-            f"This operation needs the '{needed}' scope.",
-            headers={
-                "WWW-Authenticate": f'Bearer realm="berth", error="insufficient_scope", '
-                f'scope="{needed}"'
-            },
-            required_scope=needed,
-        )
+    try:
+        g.principal = services().authorizer.authorize(token, needed)
+    except Forbidden as refused:
+        g.principal = getattr(refused, "principal", ANONYMOUS)
+        raise

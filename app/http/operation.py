@@ -11,7 +11,6 @@ headers)``, or a ready ``Response`` (streams).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,16 +19,20 @@ import marshmallow as ma
 from flask import Response, current_app, g, request
 
 from app.domain import jsonsafe
+from app.domain.ndjson import json_line
 from app.errors import (
     BerthError,
     BodyStalled,
     EngineNotFound,
-    Forbidden,
+    Internal,
+    MalformedJson,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from app.http.accessors import services
 from app.http.auditing import audited_method, begin_audit, finish_audit, note_audit_target
+from app.http.auth import check_engine
 from app.http.paths import check_path_args
 
 JSON_MIME = "application/json"
@@ -123,7 +126,7 @@ def operation(
                 raise
             except Exception:
                 if audited:
-                    finish_audit(500, code="INTERNAL")
+                    finish_audit(500, code=Internal.code)
                 raise
             if audited and not rendered.is_streamed:
                 finish_audit(rendered.status_code, payload=rendered.get_json(silent=True))
@@ -144,15 +147,14 @@ def select_engine() -> None:
             "Query parameter 'engine' is given more than once.",
             errors={ENGINE_PARAM: ["Give this parameter once."]},
         )
-    pool = current_app.extensions["berth.engines"]
+    pool = services().engines
     name = values[0] if values else pool.default
     if name not in pool:
         raise EngineNotFound(f"No engine named '{name}' is configured.", engine=name)
     principal = g.get("principal")
-    if principal is not None and not principal.allows_engine(name):
+    if principal is not None:
         # Without ?engine= the caller named none: do not tell it the default engine's name.
-        which = f"the engine '{name}'" if values else "the default engine; name one with ?engine="
-        raise Forbidden(f"This token may not use {which}.", code="ENGINE_FORBIDDEN")
+        check_engine(principal, name, named=bool(values))
     g.engine_name = name
 
 
@@ -196,9 +198,9 @@ def load_json_body(schema: ma.Schema) -> dict[str, Any]:
     try:
         data = jsonsafe.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationFailed(f"The body is not valid JSON: {e}", code="MALFORMED_JSON") from None
+        raise MalformedJson(f"The body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.", code="MALFORMED_JSON")
+        raise MalformedJson("The body must be a JSON object.")
     return _load(schema, data)
 
 
@@ -230,7 +232,7 @@ def render(result: Any, schema: ma.Schema | None, status: int) -> Any:
 def json_body(result: Any, schema: ma.Schema | None) -> bytes:
     """The JSON body ``render`` sends for ``result``: dumped with ``schema``, compact, newline."""
     payload = schema.dump(result) if schema is not None else result
-    return (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    return json_line(payload)
 
 
 def json_response(body: bytes, status: int = 200) -> Response:

@@ -24,7 +24,11 @@ from app.domain.references import (
     validate_container_ref,
     validate_image_ref,
 )
-from app.errors import BerthError
+from app.errors import MethodNotAllowed
+
+# The OpenAPI descriptions of the two parameters, for ``@operation(path_params=...)``.
+REF = {"ref": "Image reference (name, name:tag, host:port/path:tag, name@digest) or id."}
+CONTAINER = {"container": "Container name or id."}
 
 _SUFFIX = re.compile(r"^/v1/images/<path:ref>/([^/<]+)")
 _STATIC = re.compile(r"^/v1/images/([^/<]+)$")
@@ -56,11 +60,9 @@ def check_ref(ref: str) -> None:
     validate_image_ref(ref)
     if is_ambiguous(ref):
         allowed = allowed_methods(request.path, {"GET", "POST", "PUT", "PATCH", "DELETE"})
-        raise BerthError(
+        raise MethodNotAllowed(
             f"{request.method} is not an operation of {request.path}. To address the image "
             f"'{ref}' itself, give its tag or digest ('{ref}:latest').",
-            status=405,
-            code="METHOD_NOT_ALLOWED",
             headers={"Allow": ", ".join(allowed)},
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.http.auth import ANY_TOKEN, PUBLIC
+from app.http.engine_api.rules import PREFIX, engine_api_routes
 
 # How a token's ``engines`` globs apply to a route.
 QUERY = "query"  # the engine ``?engine=`` names must match (else 403 ENGINE_FORBIDDEN)
@@ -18,6 +19,7 @@ BODY = "body"  # every engine the body names (source and targets) must match
 FILTERED = "filtered"  # only records of the token's engines are shown, others do not exist
 DEFAULT = "default"  # the default engine only; no ``?engine=``
 NONE = "none"  # no engine is involved
+PATH = "path"  # the engine named in the path (``/engines/{engine}/``) must match
 
 ENGINE_RULES = {
     QUERY: "`?engine=` must match",
@@ -25,6 +27,7 @@ ENGINE_RULES = {
     FILTERED: "shows only its engines",
     DEFAULT: "default engine only",
     NONE: "no engine",
+    PATH: "`{engine}` must match",
 }
 
 
@@ -92,6 +95,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("/v1/jobs/<id>/events", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
     ("/v1/audit", "GET"): Route("admin", FILTERED, "the audit log"),
 }
+# Docker's own clients through Berth (app.http.engine_api): the Engine API calls it lets through.
+ROUTES.update(
+    {key: Route(scope, PATH, exposes) for key, (scope, exposes) in engine_api_routes().items()}
+)
 
 
 def route_key(rule: str, method: str) -> tuple[str, str]:
@@ -106,6 +113,8 @@ def scope_table() -> str:
         "|---|---|---|---|---|",
     ]
     for (rule, method), route in ROUTES.items():
+        if rule.startswith(PREFIX):  # the Engine API's rows have a table of their own
+            continue
         path = rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
         scope = {PUBLIC: "public", ANY_TOKEN: "any token"}.get(route.scope, f"`{route.scope}`")
         if route.public_if:

@@ -7,7 +7,6 @@ whole engine stream itself and answers with a real status: never a 200 for a fai
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 from flask import Response, g, request, stream_with_context
 from marshmallow import Schema
 
+from app.domain.ndjson import json_line
 from app.domain.progress import Progress, consume
-from app.errors import BerthError, Internal
+from app.errors import BerthError, ClientClosed, Internal
 from app.http.auditing import finish_audit
 
 NDJSON_MIME = "application/x-ndjson"
@@ -33,10 +33,6 @@ NDJSON_DOC = {
 
 def wants_ndjson() -> bool:
     return request.accept_mimetypes.best_match(["application/json", NDJSON_MIME]) == NDJSON_MIME
-
-
-def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
 def _problem(error: BerthError) -> dict[str, Any]:
@@ -79,21 +75,22 @@ def run_progress(
     def generate():
         try:
             for line in consume(events, progress):
-                yield _line(line)
+                yield json_line(line)
             progress.raise_for_error()
             result = schema.dump(finish(progress))
             finish_audit(status, payload=result)
-            yield _line({"result": result})
+            yield json_line({"result": result})
         except BerthError as e:
             finish_audit(e.status, code=e.code)
-            yield _line({"error": _problem(e)})
+            yield json_line({"error": _problem(e)})
         except Exception:  # the stream has begun: the failure must still end it as a failure
             logging.getLogger("berth.streams").exception("stream failed")
-            finish_audit(500, code="INTERNAL")
-            yield _line({"error": _problem(Internal("The operation failed unexpectedly."))})
+            finish_audit(500, code=Internal.code)
+            yield json_line({"error": _problem(Internal("The operation failed unexpectedly."))})
         finally:
             _close(events)
-            finish_audit(499, code="CLIENT_CLOSED")  # no-op unless the client hung up first
+            # A no-op unless the client hung up first (the record is then still open).
+            finish_audit(ClientClosed.status, code=ClientClosed.code)
 
     response = Response(stream_with_context(generate()), status=status, mimetype=NDJSON_MIME)
     for name, value in (headers or {}).items():

@@ -15,9 +15,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 
 from app.errors import TooManyTransfers
+from app.http.accessors import services
 
 RETRY_AFTER_SECONDS = 10
 
@@ -75,12 +76,11 @@ class _ReleasingBody:
 def take_transfer_slot() -> None:
     """Hold a transfer slot until this request's response ends; 503 when none is free."""
     if g.get("transfer_release") is None:
-        g.transfer_release = current_app.extensions["berth.transfers"].take()
+        g.transfer_release = services().transfers.take()
 
 
-def init_transfers(app: Flask) -> None:
-    """Create the process's slots and hand each request's slot to its response."""
-    app.extensions["berth.transfers"] = TransferSlots(app.config["BERTH_MAX_TRANSFERS"])
+def init_transfers(app: Flask) -> TransferSlots:
+    """The process's slots, and the hooks handing each request's slot to its response."""
 
     @app.after_request
     def _release_when_the_body_ends(response: Response) -> Response:
@@ -96,3 +96,5 @@ def init_transfers(app: Flask) -> None:
         release = g.pop("transfer_release", None)  # no response took it (an unhandled failure)
         if release is not None:
             release()
+
+    return TransferSlots(app.config["BERTH_MAX_TRANSFERS"])

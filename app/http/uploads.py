@@ -15,7 +15,7 @@ from typing import BinaryIO
 from app.domain.tar_framing import TarFraming, TarFramingError
 from app.errors import InvalidArchive, PayloadTooLarge, UnsupportedMediaType
 
-# Bytes read from the client per chunk of an upload (bench/archives.py measured the choice).
+# Bytes read from the client per chunk of an upload (why 1 MiB: docs/performance.md).
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 # Tar archives, plain or gzip-compressed; no type at all is what `curl -T` sends.

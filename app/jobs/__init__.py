@@ -1,6 +1,6 @@
 """Jobs: long operations (pull, push, load) run in the background and reported by any worker.
 
-    runner = get_runner()
+    runner = runner_from_config(config)  # once per app, in create_app
     job = runner.submit("push", principal.name, "registry:5000/app:1.0", run)
 
 ``run(ctx: JobContext) -> dict`` does the work: it reads the engine's progress stream with
@@ -12,7 +12,8 @@ answers for every job; jobs left behind by a dead worker are failed with the rea
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from typing import Any
 
 from app.jobs.runner import JobCancelled, JobContext, JobRunner
 from app.jobs.store import ACTIVE, STATES, TERMINAL, JobStore
@@ -25,22 +26,15 @@ __all__ = [
     "JobContext",
     "JobRunner",
     "JobStore",
-    "get_runner",
+    "runner_from_config",
 ]
 
 
-def get_runner() -> JobRunner:
-    """This process's runner for the current app (created on first use, again after a fork)."""
-    from flask import current_app
-
-    runner: JobRunner | None = current_app.extensions.get("berth.jobs")
-    if runner is None or runner.worker.pid != os.getpid():
-        config = current_app.config
-        runner = JobRunner(
-            JobStore.in_dir(config["BERTH_DATA_DIR"]),
-            concurrency=config.get("BERTH_JOB_CONCURRENCY", 4),
-            retention=config["BERTH_JOB_RETENTION_SECONDS"],
-            max_queued=config.get("BERTH_MAX_QUEUED_JOBS", 32),
-        )
-        current_app.extensions["berth.jobs"] = runner
-    return runner
+def runner_from_config(config: Mapping[str, Any]) -> JobRunner:
+    """The runner ``create_app`` builds once per app (its threads start with the first job)."""
+    return JobRunner(
+        JobStore.in_dir(config["BERTH_DATA_DIR"]),
+        concurrency=config.get("BERTH_JOB_CONCURRENCY", 4),
+        retention=config["BERTH_JOB_RETENTION_SECONDS"],
+        max_queued=config.get("BERTH_MAX_QUEUED_JOBS", 32),
+    )

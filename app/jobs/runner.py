@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -25,7 +26,7 @@ from typing import Any
 
 from app.domain.progress import Progress, consume
 from app.engine.cancel import closing_on
-from app.errors import BerthError, Conflict, Internal
+from app.errors import BerthError, Internal, JobCancelled, JobWorkerLost
 from app.jobs.pool import JobPool
 from app.jobs.spool import remove_orphans
 from app.jobs.store import JobStore
@@ -41,16 +42,12 @@ MAX_EVENTS = 10_000
 MAX_THINNED_LAYERS = 1_000  # layers whose last progress line time is kept (for thinning)
 
 
-class JobCancelled(Conflict):
-    code, title = "JOB_CANCELLED", "Job cancelled"
-
-
 def cancelled_problem() -> dict[str, Any]:
     return JobCancelled("The job was cancelled before it finished.").to_problem()
 
 
 def worker_lost_problem(job: dict[str, Any], reason: str) -> dict[str, Any]:
-    return BerthError(reason, status=500, code="JOB_WORKER_LOST", title="Job lost").to_problem()
+    return JobWorkerLost(reason).to_problem()
 
 
 class JobContext:
@@ -207,14 +204,21 @@ class JobRunner:
     ):
         self.store = store
         self.retention = retention
+        self._bounds = (concurrency, max_queued)
+        self._start_in_this_process()
+        self._last_purge = 0.0
+        _RUNNERS.add(self)
+        os.register_at_fork(after_in_child=_restarter(weakref.ref(self)))
+
+    def _start_in_this_process(self) -> None:
+        """This process's identity, threads and jobs: none of a parent's survive a fork (an app
+        built before gunicorn forks its workers runs each worker's jobs in that worker)."""
         self.worker = Worker.current()
-        self.pool = JobPool(concurrency, max_queued)
+        self.pool = JobPool(*self._bounds)
         self._active: dict[str, JobContext] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._monitor: threading.Thread | None = None
-        self._last_purge = 0.0
-        _RUNNERS.add(self)
 
     # -- submitting
 
@@ -365,9 +369,7 @@ class JobRunner:
         with self._lock:
             contexts = list(self._active.values())
         for ctx in contexts:
-            problem = BerthError(
-                reason, status=500, code="JOB_WORKER_LOST", title="Job lost"
-            ).to_problem()
+            problem = JobWorkerLost(reason).to_problem()
             try:
                 self.store.finish(ctx.id, "failed", error=problem)
             except Exception:
@@ -375,6 +377,15 @@ class JobRunner:
 
 
 _RUNNERS: weakref.WeakSet[JobRunner] = weakref.WeakSet()
+
+
+def _restarter(ref: weakref.ref[JobRunner]) -> Callable[[], None]:
+    def restart() -> None:
+        runner = ref()
+        if runner is not None:
+            runner._start_in_this_process()
+
+    return restart
 
 
 @atexit.register

@@ -3,10 +3,8 @@
 One file (``jobs.sqlite3`` under ``BERTH_DATA_DIR``) in WAL mode holds the jobs and their
 progress events. Any process can answer for any job; only the process running a job writes its
 progress. State changes are conditional updates (``WHERE state IN (...)``), so two processes can
-never both finish, cancel or reap the same job.
-
-Records hold what was asked (kind, target, engine), by whom (the token's name), the outcome
-(a result document or a problem document) and progress; never credentials.
+never both finish, cancel or reap the same job. Records hold what was asked (kind, target,
+engine), by whom (the token's name), the outcome and progress; never credentials.
 """
 
 from __future__ import annotations
@@ -167,6 +165,11 @@ class JobStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         row = self._db().execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _row(row)
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many jobs each state holds, every state named (the ``berth_jobs`` gauge)."""
+        rows = self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {**dict.fromkeys(STATES, 0), **{state: count for state, count in rows}}
 
     def list(
         self,
@@ -385,13 +388,6 @@ class JobStore:
         )
 
     def events(self, job_id: str, after: int = 0, limit: int = 500) -> list[tuple[int, dict]]:
-        rows = (
-            self._db()
-            .execute(
-                "SELECT seq, line FROM job_events WHERE job_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (job_id, after, limit),
-            )
-            .fetchall()
-        )
+        sql = "SELECT seq, line FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        rows = self._db().execute(sql, (job_id, after, limit)).fetchall()
         return [(r["seq"], json.loads(r["line"])) for r in rows]

@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.domain.ndjson import json_line
+from app.domain.times import rfc3339
+
 AUDIT_FILE = "audit.log"
 LOCK_SUFFIX = ".lock"
 BLOCK_BYTES = 64 * 1024
@@ -29,7 +32,7 @@ _REF_KEYS = ("reference", "loaded", "untagged")
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
 
 
 def outcome(payload: Any) -> tuple[list[str], list[str]]:
@@ -101,7 +104,7 @@ class AuditLog:
         return self.path.with_name(f"{AUDIT_FILE}.{number}")
 
     def write(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        line = json_line(record, default=str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             size = self._size() if self.max_bytes else 0

@@ -1,4 +1,7 @@
-"""JSON logs and the per-request access line with its request id."""
+"""JSON logs, the request id rule and the access line's fields.
+
+No Flask here: ``app.http.access_log`` calls :func:`log_access` for both request paths.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,8 @@ import secrets
 import sys
 import time
 
-from flask import Flask, Response, g, request
-
+from app.domain.times import rfc3339
 from app.observability.log_writer import BatchedLineHandler
-from app.observability.metrics import observe_request
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("berth.access")
@@ -26,8 +27,8 @@ class JsonFormatter(logging.Formatter):
     def _time(self, record: logging.LogRecord) -> str:
         second = int(record.created)
         cached, text = self._second
-        if cached != second:  # strftime once a second, not once a line
-            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        if cached != second:  # the date and clock once a second, not once a line
+            text = rfc3339(second, "seconds").removesuffix("Z")
             self._second = (second, text)
         return f"{text}.{int(record.msecs):03d}Z"
 
@@ -77,7 +78,7 @@ def log_access(
     remote: str | None,
     seconds: float,
 ) -> None:
-    """The one access line per request (from Flask's hooks, or ``app.http.cached_reads``)."""
+    """The one access line per request (``app.http.access_log.RequestRecord`` writes it)."""
     if access_log.isEnabledFor(logging.INFO):
         fields = {
             "request_id": request_id,
@@ -89,45 +90,3 @@ def log_access(
             "duration_ms": round(seconds * 1000, 2),
         }
         access_log.info("request", extra={"berth": fields})
-
-
-def init_request_logging(app: Flask) -> None:
-    """Assign a request id, echo it, and log one line per request when the response closes."""
-
-    @app.before_request
-    def _start() -> None:
-        g.request_id = request_id_from(request.headers.get("X-Request-Id", ""))
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        request_id = g.get("request_id") or request_id_from("")
-        response.headers["X-Request-Id"] = request_id
-        principal = g.get("principal")
-        token = principal.name if principal else None
-        started = g.get("started", time.perf_counter())
-        method, path, status = request.method, request.path, response.status_code
-        remote = request.remote_addr
-
-        # For streamed bodies the line is written when the stream ends, with its true duration.
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        observe_request(
-            method, rule, status, None if response.is_streamed else time.perf_counter() - started
-        )
-
-        def _log() -> None:
-            log_access(
-                request_id=request_id,
-                method=method,
-                path=path,
-                status=status,
-                token=token,
-                remote=remote,
-                seconds=time.perf_counter() - started,
-            )
-
-        if response.is_streamed:
-            response.call_on_close(_log)
-        else:
-            _log()
-        return response

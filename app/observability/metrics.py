@@ -2,7 +2,9 @@
 
 Metrics live in one process-wide registry. Under gunicorn, ``gunicorn.conf.py`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` so that every worker's samples are aggregated at scrape time.
-No flask here: the WSGI middleware counts body bytes, the request hooks call ``observe_request``.
+No flask here: the WSGI middleware counts body bytes; ``app.http.access_log`` calls
+``observe_request`` for both request paths. ``JobsCollector`` reads the job store (shared by
+every worker) at scrape time, so ``berth_jobs`` is exported once, whichever worker is scraped.
 """
 
 from __future__ import annotations

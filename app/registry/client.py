@@ -11,17 +11,14 @@ hosts listed in ``BERTH_INSECURE_REGISTRIES``; everything else is HTTPS. A token
 HTTPS (plain HTTP only for a host listed in ``BERTH_INSECURE_REGISTRIES``) and pass the outbound
 policy, like the registry itself; the realm's error bodies are never repeated to the caller.
 
-``{registry}`` values from users are validated as ``host[:port]`` (never a URL, a path or
-userinfo) before any connection is made, and every exchange is bounded in time and size
-(``app.registry.transport``). Credentials never appear in errors or logs.
+Addresses are validated first (``app.registry.addresses``), and every exchange is bounded in
+time and size (``app.registry.transport``). Credentials never appear in errors or logs.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,28 +28,24 @@ import requests
 
 from app.errors import (
     ManifestUnknown,
-    NotFound,
     RegistryAuthFailed,
     RegistryError,
     RegistryNotAllowed,
     ValidationFailed,
 )
-from app.registry.paging import MAX_CATALOG_PAGES
+from app.registry.addresses import api_host, listed_insecure, registry_scheme, validate_registry
+from app.registry.answers import json_list, raise_for, registry_message
+from app.registry.paging import MAX_CATALOG_PAGES, next_link
 from app.registry.policy import OutboundPolicy
 from app.registry.tokens import (
     TOKEN_ANSWER_LIMIT,
     Challenge,
     TokenCache,
     credentials_fingerprint,
-    next_link,
     parse_challenge,
     token_answer,
 )
 from app.registry.transport import Answer, bounded_session, exchange
-
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
-_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -62,129 +55,6 @@ MANIFEST_TYPES = (
 )
 CATALOG_SCOPE = "registry:catalog:*"
 DIGEST_CONCURRENCY = 8
-
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST_PORT = re.compile(
-    rf"^(?:(?P<name>{_LABEL}(?:\.{_LABEL})*)|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?$"
-)
-
-
-# --------------------------------------------------------------------------- addresses
-
-
-def validate_registry(text: str) -> str:
-    """``host[:port]`` normalised (host lowercased); anything else is a 400 INVALID_REGISTRY."""
-    if not isinstance(text, str) or not text or len(text) > 261:
-        raise _invalid_registry(text)
-    match = _HOST_PORT.match(text)
-    if not match:
-        raise _invalid_registry(text)
-    port = match.group("port")
-    if port is not None and not 0 < int(port) < 65536:
-        raise _invalid_registry(text)
-    if match.group("v6") is not None:
-        try:
-            host = f"[{ipaddress.IPv6Address(match.group('v6')).compressed}]"
-        except ValueError:
-            raise _invalid_registry(text) from None
-    else:
-        host = match.group("name").lower()
-    return f"{host}:{port}" if port else host
-
-
-def _invalid_registry(text: Any) -> ValidationFailed:
-    shown = text if isinstance(text, str) and len(text) <= 100 else "(value)"
-    return ValidationFailed(
-        f"'{shown}' is not a registry address: give host or host:port "
-        "(no scheme, path or user name), e.g. 'registry.example.com:5000'.",
-        code="INVALID_REGISTRY",
-    )
-
-
-def split_host_port(registry: str) -> tuple[str, int | None]:
-    """``host[:port]`` → (host without brackets, port or None)."""
-    if registry.startswith("["):
-        host, _, rest = registry[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else None
-    host, sep, port = registry.rpartition(":")
-    if sep and port.isdigit():
-        return host, int(port)
-    return registry, None
-
-
-def is_docker_hub(registry: str) -> bool:
-    return registry in _HUB_ALIASES
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a literal loopback address (names are never resolved for this)."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def allows_plain_http(registry: str, insecure: Iterable[str]) -> bool:
-    """True for loopback hosts and entries of BERTH_INSECURE_REGISTRIES.
-
-    An entry is ``host``, ``host:port`` or a CIDR range (``10.0.0.0/8``) matched against literal
-    IP addresses, as the engine's ``insecure-registries`` setting reads them.
-    """
-    host, _ = split_host_port(registry)
-    return is_loopback(host) or listed_insecure(registry, insecure)
-
-
-def listed_insecure(registry: str, insecure: Iterable[str]) -> bool:
-    """True when BERTH_INSECURE_REGISTRIES lists ``registry`` (loopback is not implied)."""
-    host, _ = split_host_port(registry)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    for raw in insecure:
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if "/" in entry:
-            try:
-                network = ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                continue
-            if address is not None and address in network:
-                return True
-        elif entry in (registry, host):
-            return True
-    return False
-
-
-def registry_scheme(registry: str, insecure: Iterable[str]) -> str:
-    """``http`` only where plain HTTP is allowed, else ``https``."""
-    return "http" if allows_plain_http(registry, insecure) else "https"
-
-
-def api_host(registry: str) -> str:
-    """The host that serves the v2 API for ``registry`` (Docker Hub's differs from its name)."""
-    return DOCKER_HUB_API if is_docker_hub(registry) else registry
-
-
-# --------------------------------------------------------------------------- client
-
-
-def _registry_message(response: Answer) -> tuple[str | None, str]:
-    """(first error code, message) of a registry error body, as the v2 API spells them."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
-        first = body["errors"][0] if isinstance(body["errors"][0], dict) else {}
-        code = first.get("code")
-        message = first.get("message") or code or ""
-        return (str(code) if code else None), str(message)
-    text = (response.text or "").strip().splitlines()
-    return None, (text[0][:300] if text else f"HTTP {response.status_code}")
 
 
 class RegistryClient:
@@ -381,24 +251,10 @@ class RegistryClient:
             )
         reason = ""
         if response is not None:
-            _, message = _registry_message(response)
+            _, message = registry_message(response)
             reason = f" ({message})" if message else ""
         return RegistryAuthFailed(
             f"Registry {self.registry} refused the credentials{reason}.",
-        )
-
-    def _raise_for(self, response: Answer, what: str) -> None:
-        if response.status_code < 400:
-            return
-        code, message = _registry_message(response)
-        if response.status_code == 404:
-            if code == "MANIFEST_UNKNOWN":
-                raise ManifestUnknown(f"{what}: {message}")
-            if code == "NAME_UNKNOWN" or code is None:
-                raise NotFound(f"{what}: {message}", code="REPOSITORY_NOT_FOUND")
-            raise NotFound(f"{what}: {message}")
-        raise RegistryError(
-            f"Registry {self.registry} answered {response.status_code} for {what}: {message}"
         )
 
     # -- API
@@ -411,8 +267,8 @@ class RegistryClient:
         response = self.request("GET", "/v2/_catalog", scope=CATALOG_SCOPE, params=params)
         if response.status_code == 404:
             raise RegistryError(f"Registry {self.registry} does not offer a catalog.")
-        self._raise_for(response, "the catalog")
-        names = _json_list(response, "repositories")
+        raise_for(response, self.registry, "the catalog")
+        names = json_list(response, "repositories")
         more = next_link(response.headers.get("Link")) is not None
         return names, more
 
@@ -428,8 +284,8 @@ class RegistryClient:
             response = self.request(
                 "GET", f"/v2/{name}/tags/list", scope=f"repository:{name}:pull", params=params
             )
-            self._raise_for(response, f"repository '{name}'")
-            page = _json_list(response, "tags")
+            raise_for(response, self.registry, f"repository '{name}'")
+            page = json_list(response, "tags")
             tags.extend(page)
             link = next_link(response.headers.get("Link"))
             following = parse_qs(urlsplit(link).query).get("last", [None])[0] if link else None
@@ -448,7 +304,7 @@ class RegistryClient:
         )
         if response.status_code == 404:
             raise ManifestUnknown(f"Registry {self.registry} has no manifest {name}:{reference}.")
-        self._raise_for(response, f"manifest {name}:{reference}")
+        raise_for(response, self.registry, f"manifest {name}:{reference}")
         digest = response.headers.get("Docker-Content-Digest")
         if not digest:
             response = self.request(
@@ -457,7 +313,7 @@ class RegistryClient:
                 scope=f"repository:{name}:pull",
                 headers={"Accept": ", ".join(MANIFEST_TYPES)},
             )
-            self._raise_for(response, f"manifest {name}:{reference}")
+            raise_for(response, self.registry, f"manifest {name}:{reference}")
             digest = response.headers.get("Docker-Content-Digest") or (
                 "sha256:" + hashlib.sha256(response.content).hexdigest()
             )
@@ -490,16 +346,3 @@ class RegistryClient:
 def _basic_header(username: str, password: str) -> str:
     raw = f"{username}:{password}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-def _json_list(response: Answer, key: str) -> list[str]:
-    try:
-        body = response.json()
-    except ValueError:
-        raise RegistryError(f"The registry sent an unreadable {key} list.") from None
-    values = body.get(key) if isinstance(body, dict) else None
-    if values is None:
-        return []
-    if not isinstance(values, list):
-        raise RegistryError(f"The registry sent an unreadable {key} list.")
-    return [str(v) for v in values]

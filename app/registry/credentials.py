@@ -29,8 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.domain.registry_auth import parse_registry_auth_header
-from app.errors import BerthError
-from app.registry.client import DOCKER_HUB, is_docker_hub
+from app.errors import RegistryAuthFileInvalid
+from app.registry.addresses import DOCKER_HUB, is_docker_hub
 
 log = logging.getLogger("berth.credentials")
 
@@ -121,14 +121,11 @@ class CredentialStore:
             self._entries, self._stamp = entries, stamp
             return entries
 
-    def _error(self, reason: str) -> BerthError:
+    def _error(self, reason: str) -> RegistryAuthFileInvalid:
         log.error("BERTH_REGISTRY_AUTH_FILE is unusable: %s", reason)
-        return BerthError(
+        return RegistryAuthFileInvalid(
             f"The server's registry credentials file (BERTH_REGISTRY_AUTH_FILE) is unusable: "
-            f"{reason}.",
-            status=500,
-            code="REGISTRY_AUTH_FILE_INVALID",
-            title="Registry credentials file unusable",
+            f"{reason}."
         )
 
     def lookup(self, registry: str) -> dict[str, str] | None:
@@ -144,29 +141,13 @@ class CredentialStore:
 
 
 def resolve_auth(
-    registry_host: str, header_value: str | None, store: CredentialStore | None = None
+    registry_host: str, header_value: str | None, store: CredentialStore
 ) -> dict[str, str] | None:
     """The credentials to use with ``registry_host``: the request's ``X-Registry-Auth`` value
-    when it carries any, else the stored ones, else None (anonymous).
-
-    ``store`` defaults to the current app's (``BERTH_REGISTRY_AUTH_FILE``). Raises
-    ValidationFailed (INVALID_REGISTRY_AUTH) for a malformed header.
+    when it carries any, else those ``store`` (``BERTH_REGISTRY_AUTH_FILE``) holds, else None
+    (anonymous). Raises ValidationFailed (INVALID_REGISTRY_AUTH) for a malformed header.
     """
     given = parse_registry_auth_header(header_value)
     if given:
         return given
-    if store is None:
-        store = current_store()
     return store.lookup(registry_host)
-
-
-def current_store() -> CredentialStore:
-    """The app's store, created on first use (one per process)."""
-    from flask import current_app
-
-    store = current_app.extensions.get("berth.credentials")
-    path = current_app.config.get("BERTH_REGISTRY_AUTH_FILE")
-    if store is None or store.path != (Path(path) if path else None):
-        store = CredentialStore(path)
-        current_app.extensions["berth.credentials"] = store
-    return store

@@ -4,6 +4,7 @@ pages over a complete list, and the ``Link`` to the next page. Plain logic, no I
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 MAX_CATALOG_PAGES = 50
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 
 
 def name_matcher(q: str | None) -> Callable[[str], bool]:
@@ -80,7 +82,24 @@ def page_of(names: list[str], *, n: int, last: str | None = None) -> Page:
     return Page(items, items[-1] if start + n < len(ordered) else None)
 
 
-def page_link(base: str, params: dict[str, Any]) -> str:
-    """``base?params`` with the None values left out."""
-    query = urlencode([(k, v) for k, v in params.items() if v not in (None, "")])
-    return f"{base}?{query}" if query else base
+def next_page(
+    base: str, params: dict[str, Any], last: str | None
+) -> tuple[str | None, dict[str, str]]:
+    """The link to the page after ``last`` and its ``Link`` header; (None, {}) on the last page.
+
+    The link is ``base?params&last=...`` with empty values left out; the header is
+    ``<link>; rel="next"``, as registries send it (and :func:`next_link` reads it).
+    """
+    if last is None:
+        return None, {}
+    pairs = [(k, v) for k, v in {**params, "last": last}.items() if v not in (None, "")]
+    link = f"{base}?{urlencode(pairs)}" if pairs else base
+    return link, {"Link": f'<{link}>; rel="next"'}
+
+
+def next_link(header: str | None) -> str | None:
+    """The target of a ``Link: <...>; rel="next"`` header, or None."""
+    if not header:
+        return None
+    match = _LINK_NEXT.search(header)
+    return match.group(1) if match else None

@@ -24,7 +24,6 @@ MAX_TOKEN_LENGTH = 16 * 1024
 MAX_TOKEN_LIFETIME = 24 * 3600.0
 _TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII without spaces: safe in a header
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 
 
 # --------------------------------------------------------------------------- challenges
@@ -48,14 +47,6 @@ def parse_challenge(header: str) -> Challenge | None:
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         params[name.lower()] = value
     return Challenge(scheme.lower(), params)
-
-
-def next_link(header: str | None) -> str | None:
-    """The target of a ``Link: <...>; rel="next"`` header."""
-    if not header:
-        return None
-    match = _LINK_NEXT.search(header)
-    return match.group(1) if match else None
 
 
 # --------------------------------------------------------------------------- tokens

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from app.domain.deletion import familiar, familiar_name
+from app.domain.familiar import familiar, familiar_name
 from app.domain.references import parse_reference
 from app.errors import NotFound
 

@@ -14,17 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.progress import Progress
-from app.domain.references import Reference, is_image_id, parse_reference
+from app.domain.references import Reference, hub_api_path, is_image_id, without_digest
 from app.errors import (
     BerthError,
     ManifestUnknown,
     RegistryError,
     ValidationFailed,
 )
-from app.registry.client import RegistryClient, is_docker_hub
+from app.registry.addresses import is_docker_hub
+from app.registry.client import RegistryClient
 from app.services.local_tags import lent_names, tag_for
 
 log = logging.getLogger("berth.push")
+NO_DIGEST_TARGET = "A push target cannot carry a digest; give a tag."
 
 
 @dataclass(frozen=True)
@@ -53,27 +55,23 @@ class PushPlan:
     def registry_path(self) -> str:
         """The repository as the registry's API names it."""
         path = self.reference.path
-        if is_docker_hub(self.registry) and "/" not in path:
-            return f"library/{path}"
-        return path
+        return hub_api_path(path) if is_docker_hub(self.registry) else path
 
 
 def plan_push(ref: str, target: str | None) -> PushPlan:
     """Decide what to push; raises 400 errors for what cannot be pushed (no side effects)."""
     if target:
-        reference = parse_reference(target)
-        if reference.digest:
-            raise ValidationFailed("A push target cannot carry a digest; give a tag.")
+        reference = without_digest(target, NO_DIGEST_TARGET, ValidationFailed)
         return PushPlan(ref, reference.with_default_tag(), retag=True)
     if is_image_id(ref):
         raise ValidationFailed(
             "An image id names no repository: give 'target' (e.g. 'registry:5000/team/app:1.0')."
         )
-    reference = parse_reference(ref)
-    if reference.digest:
-        raise ValidationFailed(
-            "A digest cannot be pushed to: push a tag, or give 'target' to tag the image first."
-        )
+    reference = without_digest(
+        ref,
+        "A digest cannot be pushed to: push a tag, or give 'target' to tag the image first.",
+        ValidationFailed,
+    )
     return PushPlan(ref, reference.with_default_tag(), retag=False)
 
 
@@ -125,6 +123,32 @@ class TargetPush:
     def close(self) -> None:
         """End the push (if it runs) and give the local names back; call from the reader."""
         self._iterator.close()
+
+
+class Push:
+    """One push on one engine: the image is checked now, the push starts when ``events()`` is
+    read, and ``outcome`` says whether the registry really has it. ``auth`` goes to the engine
+    for this call only; ``verifier`` (a v2 client, or None) asks the registry afterwards."""
+
+    def __init__(
+        self,
+        engine: Any,
+        plan: PushPlan,
+        auth: dict[str, Any] | None,
+        verifier: RegistryClient | None = None,
+    ) -> None:
+        self.engine, self.plan, self._auth, self._verifier = engine, plan, auth, verifier
+        self.image_id = prepare(engine, plan)  # 404 IMAGE_NOT_FOUND before anything starts
+
+    def events(self) -> TargetPush:
+        return TargetPush(self.engine, self.plan, self.image_id, self._auth)
+
+    @staticmethod
+    def progress() -> Progress:
+        return Progress()
+
+    def outcome(self, progress: Progress) -> dict[str, Any]:
+        return outcome(self.plan, self.image_id, progress, self._verifier)
 
 
 def outcome(

@@ -5,26 +5,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.errors import ValidationFailed
-from app.registry.client import RegistryClient, is_docker_hub
+from app.domain.references import PATH_PATTERN, hub_api_path
+from app.errors import InvalidReference
+from app.registry.addresses import is_docker_hub
+from app.registry.client import RegistryClient
 from app.registry.paging import Page, name_matcher, page_of, scan_pages
 
 FETCH_PAGE = 100  # upstream page size while filtering (registries accept at least 100)
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_NAME = re.compile(PATH_PATTERN)
 
 
 def repository_path(registry: str, name: str) -> str:
     """A repository name as the registry's API spells it (Hub: ``busybox`` → ``library/...``)."""
     if len(name) > 255 or not _NAME.match(name):
-        raise ValidationFailed(
+        raise InvalidReference(
             f"'{name[:100]}' is not a repository name (lowercase path components separated by "
-            "'/', e.g. 'team/app').",
-            code="INVALID_REFERENCE",
+            "'/', e.g. 'team/app')."
         )
-    if is_docker_hub(registry) and "/" not in name:
-        return f"library/{name}"
-    return name
+    return hub_api_path(name) if is_docker_hub(registry) else name
 
 
 def list_repositories(client: RegistryClient, *, q: str | None, n: int, last: str | None) -> Page:

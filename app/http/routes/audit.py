@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, g
 
+from app.domain.times import rfc3339
 from app.errors import ValidationFailed
-from app.http.auditing import audit_log
+from app.http.accessors import services
 from app.http.operation import operation
 from app.http.schemas import audit as schemas
 from app.observability.audit import CursorExpired
@@ -36,9 +37,9 @@ def list_audit(query):
     """
     principal = g.principal
     operation_name = query.get("operation")
-    since = _stamp(query["since"]) if query.get("since") else None
+    since = rfc3339(query["since"]) if query.get("since") else None
     # Workers append in about time order, not exactly: read a little past `since`.
-    horizon = _stamp(query["since"] - SINCE_SLACK) if query.get("since") else None
+    horizon = rfc3339(query["since"] - SINCE_SLACK) if query.get("since") else None
 
     def accept(record: dict[str, Any]) -> bool:
         return (
@@ -51,13 +52,9 @@ def list_audit(query):
         return horizon is not None and str(record.get("time", "")) < horizon
 
     try:
-        records, cursor = audit_log().page(query["limit"], query.get("before"), accept, stop)
+        records, cursor = services().audit.page(query["limit"], query.get("before"), accept, stop)
     except CursorExpired as e:
         raise ValidationFailed(
             f"This cursor cannot be used: {e}.", errors={"before": [str(e)]}
         ) from None
     return {"records": records, "next": cursor}
-
-
-def _stamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, g
 
-from app.domain.registry_auth import HEADER as AUTH_HEADER
-from app.errors import BerthError, NotFound
-from app.http.accessors import engine_pool, outbound_policy
+from app.errors import DistributionNotFound, NotFound
+from app.http.accessors import services
+from app.http.async_jobs import job_document, visible_job
 from app.http.auditing import note_audit_engines
 from app.http.operation import operation, render
-from app.http.routes.jobs import job_document, visible_job
-from app.http.routes.registries import REGISTRY_AUTH_HEADER, registry_client
+from app.http.registry_access import REGISTRY_AUTH_HEADER, push_verifier, registry_credentials
 from app.http.schemas import distributions as schemas
-from app.jobs import JobContext, get_runner
-from app.registry.credentials import resolve_auth
+from app.jobs import JobContext
 from app.services import distribution as service
 
 bp = Blueprint("distributions", __name__)
 
-VERIFY_TIMEOUT = 10.0
 EVENT_PAGE = 500
 DISTRIBUTION_ID = {"id": "The distribution's id (its job's id)."}
 # What the problem of a failed distribution repeats from the document; not shown twice.
@@ -79,7 +76,7 @@ def create_distribution(body):
     a file and with bounded memory. It succeeds only when every target reports the source's
     image id; otherwise it fails (DISTRIBUTION_PARTIAL when some targets have the image).
     """
-    pool = engine_pool()
+    pool = services().engines
     principal = g.principal
     source, targets = service.resolve_engines(
         pool.names,
@@ -96,16 +93,10 @@ def create_distribution(body):
     )
     auth, verifier = None, None
     if plan.registry is not None:
-        auth = resolve_auth(plan.registry.registry, request.headers.get(AUTH_HEADER))
-        outbound_policy().check(plan.registry.registry)  # 403 before the job starts
-        try:
-            verifier = registry_client(
-                plan.registry.registry, auth, resolve=False, timeout=VERIFY_TIMEOUT
-            )
-        except BerthError:
-            verifier = None  # a registry the v2 client cannot address: the engine's word only
+        auth = registry_credentials(plan.registry.registry)  # 403 before the job starts
+        verifier = push_verifier(plan.registry.registry, auth)
     parallelism = current_app.config.get("BERTH_DISTRIBUTION_PARALLELISM", 4)
-    outbound = outbound_policy()
+    outbound = services().outbound
 
     def run(ctx: JobContext) -> dict[str, Any]:
         return service.run_distribution(
@@ -119,7 +110,7 @@ def create_distribution(body):
         )
 
     engines = [source, *targets]
-    job = get_runner().submit(
+    job = services().jobs.submit(
         "distribution", principal.name, plan.image, run, engine=source, engines=engines
     )
     headers = {"Location": f"/v1/distributions/{job['id']}"}
@@ -144,15 +135,13 @@ def get_distribution(id):
     it and to `admin` tokens (any valid token may ask), and only if the token's `engines` globs
     allow its source and every target (otherwise 404 DISTRIBUTION_NOT_FOUND).
     """
-    runner = get_runner()
+    runner = services().jobs
     try:
         job = visible_job(runner, id)
     except NotFound:
         job = None
     if job is None or job["kind"] != "distribution":
-        raise NotFound(
-            f"No distribution '{id[:64]}' (or it is not yours).", code="DISTRIBUTION_NOT_FOUND"
-        )
+        raise DistributionNotFound(f"No distribution '{id[:64]}' (or it is not yours).")
     events: list[dict[str, Any]] = []
     seq = 0
     while batch := runner.store.events(job["id"], after=seq, limit=EVENT_PAGE):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from app.http.accessors import engine_pool
+from app.http.accessors import services
 from app.http.operation import operation
 from app.http.schemas import engines as schemas
 from app.services.fleet import probe_engines
@@ -21,7 +21,7 @@ def list_engines():
     the default engine); engines are probed in parallel and one that does not answer within 5 s
     is reported unreachable without delaying the others.
     """
-    pool = engine_pool()
+    pool = services().engines
     names = [name for name in pool.names if g.principal.allows_engine(name)]
     default = pool.default if pool.default in names else None
     return {"default": default, "engines": probe_engines(pool, names)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.errors import BerthError, EngineUnavailable
-from app.http.accessors import engine_pool, get_engine
+from app.http.accessors import get_engine, services
 from app.http.operation import operation
 from app.http.schemas import system as schemas
 
@@ -29,7 +29,7 @@ def ready():
     default engine does not answer.
     """
     try:
-        get_engine(engine_pool().default).version()
+        get_engine(services().engines.default).version()
     except BerthError:  # its detail may name the engine: not for anonymous callers
         raise EngineUnavailable("The default Docker engine does not answer.") from None
     return {"status": "ready"}

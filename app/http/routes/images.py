@@ -20,11 +20,10 @@ from app.http.accessors import get_engine
 from app.http.auth import required_scope
 from app.http.cached_reads import CachedAnswer, cache_key
 from app.http.operation import json_body, json_response, operation
+from app.http.paths import REF
 from app.http.schemas import images as schemas
 
 bp = Blueprint("images", __name__)
-
-REF = {"ref": "Image reference (name, name:tag, host:port/path:tag, name@digest) or id."}
 
 
 def cached(schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app.domain.changes import validate_changes
-from app.domain.deletion import familiar, parse_until
-from app.domain.progress import Progress
-from app.domain.references import parse_reference, validate_image_ref
+from app.domain.familiar import familiar
+from app.domain.prune_filters import parse_until
+from app.domain.references import validate_image_ref
 from app.domain.registry_auth import HEADER
 from app.errors import PROBLEM_MIME, ValidationFailed
-from app.http.accessors import get_engine, outbound_policy
+from app.http.accessors import get_engine
+from app.http.async_jobs import ACCEPTED_RESPONSE, PREFER_HEADER, answer_operation
 from app.http.operation import operation
-from app.http.routes.jobs import ACCEPTED_RESPONSE, PREFER_HEADER, start_job, wants_async
+from app.http.paths import CONTAINER, REF
+from app.http.registry_access import registry_credentials
 from app.http.schemas import lifecycle as schemas
-from app.http.streaming import NDJSON_DOC, NDJSON_MIME, run_progress
-from app.registry.credentials import resolve_auth
+from app.http.streaming import NDJSON_DOC, NDJSON_MIME
+from app.services import pull
 
 bp = Blueprint("lifecycle", __name__)
 
-REF = {"ref": "Image reference (name, name:tag, host:port/path:tag, name@digest) or id."}
-CONTAINER = {"container": "Container name or id."}
 
 REGISTRY_AUTH_DOC = {
     "description": "Registry credentials for this call only, in the engine's format: "
@@ -128,32 +128,10 @@ def pull_image(body):
 
     With `Prefer: respond-async` the pull runs as a job: 202 with `Location: /v1/jobs/{id}`.
     """
-    ref = parse_reference(body["reference"]).with_default_tag()
-    credentials = resolve_auth(ref.registry, request.headers.get(HEADER))
-    outbound_policy().check(ref.registry)  # 403 before the engine is asked anything
-    if ref.digest:
-        target, tag = familiar(f"{ref.repository}@{ref.digest}"), ref.digest
-    else:
-        target, tag = familiar(f"{ref.repository}:{ref.tag}"), str(ref.tag)
-    engine = get_engine()
-
-    def finish(progress):
-        result = engine.pulled_image(target, ref.repository, body.get("platform"))
-        result["digest"] = result["digest"] or progress.digest
-        return result
-
-    def start():
-        return engine.pull_image(
-            ref.repository, tag, platform=body.get("platform"), credentials=credentials
-        )
-
-    if wants_async():  # Prefer: respond-async -> 202 and a job (see /v1/jobs)
-        return start_job(
-            "pull",
-            target,
-            lambda ctx: schemas.pull_result.dump(finish(ctx.follow(start(), Progress()))),
-        )
-    return run_progress(start(), finish, schemas.pull_result)
+    plan = pull.plan_pull(body["reference"], body.get("platform"))
+    credentials = registry_credentials(plan.registry)  # 403 before the engine is asked anything
+    op = pull.Pull(get_engine(), plan, credentials)
+    return answer_operation(op, schemas.pull_result, "pull", plan.local_name)
 
 
 @bp.delete("/images/<path:ref>")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
+from app.http.accessors import services
 from app.http.operation import operation
 from app.observability import metrics
 
@@ -22,6 +23,5 @@ def prometheus_metrics():
     Requests by route and status, request and engine-call latency histograms, bytes streamed in
     and out, and jobs by state.
     """
-    collectors = current_app.extensions.get("berth.metrics_collectors", [])
-    body, content_type = metrics.render(collectors)
+    body, content_type = metrics.render(services().metrics_collectors)
     return Response(body, content_type=content_type)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.http.accessors import get_engine, outbound_policy
+from app.http.accessors import get_engine, services
 from app.http.operation import operation
-from app.http.routes.registries import REGISTRY_AUTH_HEADER, registry_client
+from app.http.registry_access import REGISTRY_AUTH_HEADER, registry_client
 from app.http.schemas import search as schemas
-from app.registry.client import DOCKER_HUB, validate_registry
+from app.registry.addresses import DOCKER_HUB, validate_registry
 from app.registry.policy import search_index
 from app.services.registries import search_catalog
 
@@ -41,7 +41,7 @@ def search(query):
             )
         return {"results": results}
     # The engine would contact the index (Docker Hub's without one): the policy decides first.
-    outbound_policy().check(validate_registry(search_index(query["term"]) or DOCKER_HUB))
+    services().outbound.check(validate_registry(search_index(query["term"]) or DOCKER_HUB))
     results = get_engine().search(
         query["term"], query["limit"], query.get("official"), query.get("min_stars")
     )

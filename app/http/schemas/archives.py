@@ -8,7 +8,7 @@ from app.domain.references import (
     REFERENCE_MAX,
     TAGGED_NAME_PATTERN,
     InvalidReference,
-    parse_reference,
+    without_digest,
 )
 from app.http.schemas.common import ImageRef
 
@@ -17,11 +17,9 @@ MAX_SAVE_REFERENCES = 100
 
 def _import_reference(value: str) -> None:
     try:
-        ref = parse_reference(value)
+        without_digest(value, "Give name or name:tag; an imported image has no digest yet.")
     except InvalidReference as e:
         raise ValidationError(e.detail) from None
-    if ref.digest:
-        raise ValidationError("Give name or name:tag; an imported image has no digest yet.")
 
 
 class SaveQuerySchema(Schema):

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.domain.references import InvalidReference, parse_reference
+from app.domain.references import InvalidReference, without_digest
 from app.engine.pool import ENGINE_NAME
 from app.http.schemas.common import ImageRef
 from app.jobs import STATES
@@ -51,11 +51,9 @@ class Via(fields.Field):
         if not isinstance(registry, str):
             raise ValidationError({"registry": ["Not a valid string."]})
         try:
-            ref = parse_reference(registry)
+            ref = without_digest(registry, "Give a tag, not a digest: it is pushed to.")
         except InvalidReference as e:
             raise ValidationError({"registry": [e.detail]}) from None
-        if ref.digest:
-            raise ValidationError({"registry": ["Give a tag, not a digest: it is pushed to."]})
         return {"kind": VIA_REGISTRY, "registry": str(ref.with_default_tag())}
 
 

@@ -6,7 +6,7 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from app.domain.deletion import parse_until
+from app.domain.prune_filters import parse_until
 from app.domain.references import (
     LABEL_FILTER_PATTERN,
     REFERENCE_MAX,

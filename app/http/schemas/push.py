@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validates
 
-from app.domain.references import InvalidReference, parse_reference
+from app.domain.references import InvalidReference, without_digest
+from app.services.push import NO_DIGEST_TARGET
 
 
 class PushRequestSchema(Schema):
@@ -20,11 +21,9 @@ class PushRequestSchema(Schema):
     @validates("target")
     def _target(self, value: str, **_: object) -> None:
         try:
-            ref = parse_reference(value)
+            without_digest(value, NO_DIGEST_TARGET)
         except InvalidReference as e:
             raise ValidationError(e.detail) from None
-        if ref.digest:
-            raise ValidationError("A push target cannot carry a digest; give a tag.")
 
 
 class PushResultSchema(Schema):

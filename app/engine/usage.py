@@ -1,0 +1,97 @@
+"""Layers and disk usage: sizes and sharing from ``app.domain.layers`` over the engine's
+inspect, history and ``/system/df`` answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.deletion import ImageStore
+from app.domain.layers import (
+    describe_layers,
+    holders,
+    layer_totals,
+    usage_from_df,
+    usage_from_layers,
+)
+from app.engine.base import translate
+from app.engine.image_facts import ImageFactsMixin, repo_tags
+
+
+class UsageMixin(ImageFactsMixin):
+    """An image's layers, and the apparent, actual and shared bytes of the local images."""
+
+    def image_layers(self, ref: str) -> dict[str, Any]:
+        """The image's layers, base first: size, the step that made it, the images sharing it."""
+        raw = self.inspect_image_raw(ref)  # type: ignore[attr-defined]
+        image_id = raw["Id"]
+        listing = self._all_images()
+        tags = {item["Id"]: repo_tags(item.get("RepoTags")) for item in listing}
+        parents = {item["Id"]: item.get("ParentId") or None for item in listing}
+        others = []
+        for item in listing:
+            facts = self._image_facts(item["Id"])
+            if facts is not None:
+                others.append({"id": item["Id"], "diff_ids": facts["diff_ids"]})
+        diff_ids = list((raw.get("RootFS") or {}).get("Layers") or [])
+        steps = [dict(step) for step in self._image_steps(image_id)]
+        # The engine names the image of the newest steps by walking the parent chain.
+        step_image: str | None = image_id
+        for step in reversed(steps):
+            step["id"] = step_image
+            facts = self._image_facts(step_image) if step_image else None
+            step["author"] = facts["author"] if facts else None
+            step_image = parents.get(step_image) if step_image else None
+        layers = describe_layers(image_id, diff_ids, steps, holders(others), tags)
+        return {
+            "id": image_id,
+            "repo_tags": repo_tags(raw.get("RepoTags")),
+            "size": int(raw.get("Size") or 0),
+            **layer_totals(layers),
+            "layers": layers,
+        }
+
+    def usage(self, references: list[str] | None = None) -> dict[str, Any]:
+        """Apparent, actual and shared bytes of the local images (or of those matching)."""
+        if not references:
+            with translate():
+                df = self.connection.api.df()
+            top = df.get("Images") or []
+            totals = usage_from_df(top, int(df.get("LayersSize") or 0))
+            # As GET /v1/images?dangling=true: untagged and used by no container (df counts them).
+            dangling = [
+                i
+                for i in top
+                if not repo_tags(i.get("RepoTags")) and int(i.get("Containers") or 0) <= 0
+            ]
+            images, containers = self._snapshot(with_layers=True)
+            store = ImageStore(images, containers)
+            store.prune(True, None, None)
+            freed = self._sizes_of(store.outcome.deleted)
+            reclaimable = sum(freed.get(c, 0) for c in store.outcome.deleted_layers)
+        else:
+            with translate():
+                top = self.connection.api.images(filters={"reference": list(references)})
+            chosen = []
+            for item in top:
+                facts = self._image_facts(item["Id"])
+                if facts is None:
+                    continue
+                chosen.append(
+                    {
+                        "id": item["Id"],
+                        "size": int(item.get("Size") or 0),
+                        "diff_ids": facts["diff_ids"],
+                        "sizes": self._sizes_of([item["Id"]]),
+                    }
+                )
+            totals = usage_from_layers(chosen)
+            dangling = [i for i in top if not repo_tags(i.get("RepoTags"))]
+            reclaimable = None
+        return {
+            **totals,
+            "dangling": {
+                "count": len(dangling),
+                "size": sum(int(i.get("Size") or 0) for i in dangling),
+                "reclaimable": reclaimable,
+            },
+        }

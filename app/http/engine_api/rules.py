@@ -1,0 +1,78 @@
+"""Which Engine API calls Berth lets through, with the Berth scope each needs.
+
+Every path is served under ``/engines/<engine>/`` with and without the client's ``/v1.NN``
+prefix; ``ENGINE_API_ROUTES`` adds both rules of each to the one route table
+(``app.http.scopes.ROUTES``), so the before-request check enforces these scopes as it does the
+native API's. Anything else under ``/engines/<engine>/`` reaches the catch-all rule and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.http.auth import ANY_TOKEN
+
+PREFIX = "/engines/<engine>"
+VERSIONED = PREFIX + "/v<version>"
+CATCH_ALL = "<path:rest>"
+CATCH_ALL_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """One Engine API path (under the prefix) and method; ``handler`` names the view's checks."""
+
+    path: str
+    method: str
+    scope: str
+    exposes: str
+    handler: str = "plain"
+
+
+_METADATA = "image metadata"
+_ARCHIVES = "image archives"
+
+CALLS: tuple[EngineCall, ...] = (
+    EngineCall("_ping", "GET", ANY_TOKEN, "the engine's API version", "quick"),
+    EngineCall("version", "GET", ANY_TOKEN, "the engine's version", "quick"),
+    EngineCall("info", "GET", "read", "the engine's details and counts", "quick"),
+    EngineCall("images/json", "GET", "read", _METADATA),
+    EngineCall("images/<path:name>/json", "GET", "read", _METADATA, "image"),
+    EngineCall("images/<path:name>/history", "GET", "read", _METADATA, "image"),
+    EngineCall("images/<path:name>/tag", "POST", "write", "add or move a local tag", "tag"),
+    EngineCall("images/<path:name>", "DELETE", "delete", "remove an image or a name", "image"),
+    EngineCall("images/prune", "POST", "delete", "remove unused images"),
+    EngineCall("images/search", "GET", "read", "registry search results", "search"),
+    EngineCall("images/create", "POST", "write", "pull, or import a tar (fromSrc=-)", "create"),
+    EngineCall("images/<path:name>/push", "POST", "push", "send an image to a registry", "push"),
+    EngineCall("images/get", "GET", "read", _ARCHIVES, "save"),
+    EngineCall("images/<path:name>/get", "GET", "read", _ARCHIVES, "save"),
+    EngineCall("images/load", "POST", "write", "load images (adds or moves tags)", "load"),
+    EngineCall("commit", "POST", "write", "a new image from a container", "commit"),
+    EngineCall("containers/json", "GET", "read", "container names, images, states"),
+    EngineCall(
+        "containers/<container>/json", "GET", "export", "a container's config, env included"
+    ),
+    EngineCall(
+        "containers/<container>/export", "GET", "export", "a container's whole filesystem", "export"
+    ),
+    EngineCall(
+        "distribution/<path:name>/json", "GET", "read", "a registry's manifest digest", "remote"
+    ),
+    EngineCall("system/df", "GET", "read", "disk usage of images, containers, volumes"),
+    EngineCall("auth", "POST", "read", "check registry credentials", "auth"),
+    EngineCall("events", "GET", "read", "image events only", "events"),
+)
+
+REFUSED_EXPOSES = "nothing: refused, Berth allows image operations only"
+
+
+def engine_api_routes() -> dict[tuple[str, str], tuple[str, str]]:
+    """(rule, method) → (scope, exposes) for every Engine API rule, versioned or not."""
+    table = {}
+    for call in CALLS:
+        for prefix in (PREFIX, VERSIONED):
+            table[(f"{prefix}/{call.path}", call.method)] = (call.scope, call.exposes)
+    for method in CATCH_ALL_METHODS:
+        table[(f"{PREFIX}/{CATCH_ALL}", method)] = (ANY_TOKEN, REFUSED_EXPOSES)
+    return table
