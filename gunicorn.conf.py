@@ -1,16 +1,16 @@
 """gunicorn settings for Berth (every value can be overridden with GUNICORN_CMD_ARGS).
 
-* Worker class ``app.server.worker.BerthWorker``: gthread (archive streams hold a thread, not a
-  process, while metadata keeps being served), whose workers share new connections out, send
-  each small response in one write, and read request heads in their loop, closing connections
-  whose head is late (``BERTH_HEADER_TIMEOUT``) or whose body stalls (``BERTH_BODY_TIMEOUT``).
+* Worker ``app.server.worker.BerthWorker``: gthread (an archive stream holds a thread, not a
+  process, while metadata keeps being served) that reads request heads in its loop and closes
+  connections whose head is late (``BERTH_HEADER_TIMEOUT``) or whose body stalls
+  (``BERTH_BODY_TIMEOUT``), so slow clients cannot hold every thread.
 * ``workers = 2``, one per core: a worker runs Python on one core at a time (the GIL).
-* Threads per worker: ``BERTH_THREADS`` (8) for short requests plus ``BERTH_MAX_TRANSFERS`` (8)
-  for archive transfers, which never take more (``app.http.transfers``): short requests always
-  find a thread, however many archives stream.
+* Threads per worker: ``BERTH_THREADS`` for short requests plus ``BERTH_MAX_TRANSFERS`` for
+  archive transfers and ``BERTH_MAX_EVENT_STREAMS`` for event streams, which never take more.
+* ``reuse_port`` (``BERTH_REUSE_PORT``, on by default): a listening socket per worker, so the
+  kernel spreads new connections over the workers instead of leaving a burst of them on the one
+  that happened to be awake; a worker that dies resets the connections queued on its socket.
 * TLS: ``BERTH_TLS_CERT`` and ``BERTH_TLS_KEY`` (PEM files) make gunicorn serve HTTPS itself.
-* ``reuse_port`` only with ``BERTH_REUSE_PORT=true`` (a listening socket per worker; a worker
-  that dies then resets the connections waiting in its own queue, README "Operations").
 * The heartbeat and metrics files, written on every request, go to ``/dev/shm`` when writable:
   on a disk filesystem they can wait behind the journal while the engine writes an archive.
 * No control socket: gunicorn 27 would open one shared by every instance of the user.
@@ -40,18 +40,21 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     atexit.register(_remove_in, os.getpid(), _metrics_dir)
 
 
-def _max_transfers() -> int:
+def _long_request_threads() -> int:
     # Imported here: the app's package creates its metrics, which must see the directory above.
-    from app.config import load_config
+    # A configuration the app would refuse stops the master here, in one line (SystemExit).
+    from app.server.startup import checked_config
 
-    return load_config()["BERTH_MAX_TRANSFERS"]
+    config = checked_config()
+    return config["BERTH_MAX_TRANSFERS"] + config["BERTH_MAX_EVENT_STREAMS"]
 
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
-worker_class = "app.server.worker.BerthWorker"  # gthread, sharing connections out evenly
-# Short requests' threads, plus as many as archive transfers may hold (app.http.transfers).
-threads = int(os.environ.get("BERTH_THREADS", "8")) + _max_transfers()
+worker_class = "app.server.worker.BerthWorker"  # gthread, reading request heads in its loop
+# Short requests' threads, plus as many as archive transfers (app.http.transfers) and event
+# streams (app.http.routes.events) may hold.
+threads = int(os.environ.get("BERTH_THREADS", "8")) + _long_request_threads()
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
 graceful_timeout = 30
@@ -61,29 +64,30 @@ accesslog = None  # Berth writes its own JSON access line per request
 control_socket_disable = True
 certfile = os.environ.get("BERTH_TLS_CERT") or None  # both set: gunicorn serves HTTPS
 keyfile = os.environ.get("BERTH_TLS_KEY") or None
-reuse_port = os.environ.get("BERTH_REUSE_PORT", "").lower() in ("1", "true", "yes")
+reuse_port = os.environ.get("BERTH_REUSE_PORT", "true").lower() in ("1", "true", "yes")
 errorlog = "-"
 loglevel = os.environ.get("BERTH_LOG_LEVEL", "info").lower()
 
 
 def on_starting(server):
-    from app.server.startup import announce, refuse_taken_addresses
+    # The addresses gunicorn binds (-b, GUNICORN_CMD_ARGS) and every engine, checked once here.
+    from app.server.startup import start
 
-    if server.cfg.reuse_port:
-        refuse_taken_addresses(server.cfg.address)
-    announce(bind, scheme="https" if server.cfg.is_ssl else "http")
+    start(server)
 
 
-def pre_fork(server, worker):
-    from app.server.worker import give_slot
+def post_worker_init(worker):
+    # Each worker follows every engine's events from its start (one connection per engine and
+    # worker, which the metadata cache needs anyway), so a GET /v1/events resumed with
+    # Last-Event-ID finds the same buffered events whichever worker it reaches.
+    from app.http.accessors import services
 
-    give_slot(server, worker)
+    found = services(worker.wsgi)
+    if found.events is not None and found.events.capacity:
+        found.events.hub.follow(found.engines.names)
 
 
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
-    from app.server.worker import free_slot
-
-    free_slot(server, worker)
     multiprocess.mark_process_dead(worker.pid)

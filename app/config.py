@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,11 @@ def _json(name: str, raw: str) -> Any:
         raise ConfigError(f"{name} is not valid JSON: {e.msg} at position {e.pos}") from None
 
 
+_ORIGIN = re.compile(
+    r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$"
+)  # exact origins only: no path, no wildcard, no trailing slash
+
+
 def _list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
@@ -82,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_ENGINES": None,
     "BERTH_METRICS_PUBLIC": False,
     "BERTH_MAX_TRANSFERS": 8,
+    "BERTH_MAX_EVENT_STREAMS": 4,  # per worker: each open GET /v1/events holds one thread
+    "BERTH_CORS_ORIGINS": [],  # exact origins (scheme://host[:port]) browsers may call from
     "BERTH_HEADER_TIMEOUT": 5.0,
     "BERTH_BODY_TIMEOUT": 30.0,
 }
@@ -91,6 +99,8 @@ _PARSERS = {
     "BERTH_ENGINES": lambda n, v: _json(n, v),
     "BERTH_METRICS_PUBLIC": lambda n, v: _bool(n, v),
     "BERTH_MAX_TRANSFERS": lambda n, v: _int(n, v, 1),
+    "BERTH_MAX_EVENT_STREAMS": lambda n, v: _int(n, v, 0),
+    "BERTH_CORS_ORIGINS": lambda n, v: _list(v),
     "BERTH_HEADER_TIMEOUT": _float,
     "BERTH_BODY_TIMEOUT": _float,
     "BERTH_ENGINE_TIMEOUT": _float,
@@ -129,6 +139,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("BERTH_AUTH must be 'enabled' or 'disabled'")
     if str(config["BERTH_LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("BERTH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    for origin in config.get("BERTH_CORS_ORIGINS") or []:
+        if not _ORIGIN.match(str(origin)):
+            raise ConfigError(
+                f"BERTH_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])"
+            )
 
 
 def docker_environment(config: Mapping[str, Any]) -> dict[str, str]:

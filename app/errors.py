@@ -13,6 +13,9 @@ from http import HTTPStatus
 from typing import Any
 
 PROBLEM_MIME = "application/problem+json"
+# Every 429 and 503 carries Retry-After; this is the delay unless the raiser knows a better one.
+RETRY_STATUSES = (429, 503)
+RETRY_AFTER_SECONDS = 5
 
 
 class BerthError(Exception):
@@ -42,7 +45,9 @@ class BerthError(Exception):
             self.title = title
         self.detail = detail or HTTPStatus(self.status).description
         self.errors = errors
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if self.status in RETRY_STATUSES:  # scripts may retry: say when
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
         self.extra = extra
 
     def to_problem(self) -> dict[str, Any]:
@@ -131,6 +136,10 @@ class EngineUnavailable(BerthError):
 
 class TooManyTransfers(BerthError):
     status, code, title = 503, "TOO_MANY_TRANSFERS", "Too many archive transfers"
+
+
+class TooManyEventStreams(BerthError):
+    status, code, title = 503, "TOO_MANY_EVENT_STREAMS", "Too many event streams"
 
 
 class ManifestUnknown(NotFound):
@@ -243,6 +252,14 @@ class ImageHasChildren(Conflict):
 
 class ImageHasReferences(Conflict):
     code, title = "IMAGE_HAS_REFERENCES", "Image has several references"
+
+
+class IdempotencyKeyReused(BerthError):
+    status, code, title = 422, "IDEMPOTENCY_KEY_REUSED", "Idempotency key used for another request"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    code, title = "IDEMPOTENCY_KEY_IN_FLIGHT", "Idempotency key in use by a request in progress"
 
 
 class JobFinished(Conflict):

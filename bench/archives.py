@@ -23,6 +23,10 @@ interleaved (each run rotates the order, with ``sync`` before every measurement)
   (``curl -T file -X POST .../v1/archives``; ``curl --data-binary @file`` would first read the
   whole file into curl's memory).
 
+Through each Berth, the ``docker`` CLI also runs ``docker save``/``docker load -i`` pointed at
+its Engine-API front door (``DOCKER_HOST=tcp://.../engines/local``, the token in a config.json
+of its own), and ``docker images`` is timed on the socket and through the front door (median).
+
 With ``--reference-relay`` (haproxy, an engine on a unix socket), beside them a reference for
 what any second hop costs: curl to the engine's own API through haproxy passing TCP on loopback
 to the engine's socket (``mode tcp``, ``splice(2)`` through 1 MiB pipes like Berth's relay; C,
@@ -46,7 +50,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,9 +63,17 @@ from pathlib import Path
 
 import docker
 import docker.errors
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run by hand as bench/archives.py
+    sys.path.insert(0, str(ROOT))
+from scripts.berth_server import (  # noqa: E402
+    free_port,
+    start_gunicorn,
+    stop_process,
+    wait_until_serving,
+)
+
 REPOSITORY = "berth-bench/archive"
 MIB = 1024 * 1024
 RELAY_NAME = "reference: haproxy TCP relay"
@@ -76,7 +87,6 @@ def berth_app():
     ``gunicorn 'bench.archives:berth_app()'``; BENCH_CHUNK_BYTES sets the download and upload
     chunk sizes (Berth's own defaults otherwise).
     """
-    sys.path.insert(0, str(ROOT))
     import app.engine.archives as engine_archives
     import app.http.uploads as uploads
     from app import create_app
@@ -126,12 +136,6 @@ def find_target(args: argparse.Namespace, workdir: Path) -> Target:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_image(api: docker.APIClient, base: str, size_mib: int) -> tuple[str, str]:
     """An image whose one layer is a file of ``size_mib`` MiB of random data."""
     ref = f"{REPOSITORY}:{size_mib}m"
@@ -174,56 +178,22 @@ def berth_server(
     data = workdir / f"berth-{port}"
     data.mkdir()
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DOCKER_HOST": target.docker_host,
-        "BERTH_BIND": f"127.0.0.1:{port}",
         "BERTH_DATA_DIR": str(data),
         "BERTH_TOKENS": json.dumps([{"name": "bench", "token": token, "scopes": ["admin"]}]),
     }
     if chunk:
         env["BENCH_CHUNK_BYTES"] = str(chunk)
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     # "berth": gunicorn.conf.py's own class (app.server.worker)
-    worker = [] if worker_class == "berth" else ["-k", worker_class]
-    command = [gunicorn, "-c", "gunicorn.conf.py", *worker, "bench.archives:berth_app()"]
+    worker = () if worker_class == "berth" else ("-k", worker_class)
     log = data / "gunicorn.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Berth(name, f"http://127.0.0.1:{port}", token, process, log)
+    gunicorn = start_gunicorn(
+        env, log, port=port, app="bench.archives:berth_app()", args=worker, ready_path="/v1/ready"
+    )
     try:
-        wait_ready(server.url + "/v1/ready", process, lambda: log.read_text()[-2000:])
-        yield server
+        yield Berth(name, gunicorn.url, token, gunicorn.process, log)
     finally:
-        stop(process)
-
-
-def wait_ready(url: str, process: subprocess.Popen, tail: Callable[[], str]) -> None:
-    """Until ``url`` answers 200; ``tail()`` (the server's log) goes into the error otherwise."""
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited:\n{tail()}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{process.args[0]} did not start:\n{tail()}")
-        time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a server started in a session of its own, and everything it started."""
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+        gunicorn.stop()
 
 
 HAPROXY_RELAY = """\
@@ -277,10 +247,10 @@ def haproxy_relay(target: Target, workdir: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url + "/_ping", process, lambda: log.read_text()[-2000:])
+        wait_until_serving(url + "/_ping", process, log)
         yield url
     finally:
-        stop(process)
+        stop_process(process)
 
 
 # Measuring
@@ -364,6 +334,35 @@ def curl(args: list[str], token: str | None, expect: int, what: str) -> str:
     return body
 
 
+def engine_api_env(target: Target, berth: Berth) -> dict[str, str]:
+    """The docker CLI's environment for Berth's Engine-API front door (``/engines/local``), with
+    a config directory of its own whose ``HttpHeaders`` carry the token."""
+    config = berth.log.parent / "docker-config"
+    config.mkdir(exist_ok=True)
+    headers = {"HttpHeaders": {"Authorization": f"Bearer {berth.token}"}}
+    (config / "config.json").write_text(json.dumps(headers))
+    host = berth.url.replace("http://", "tcp://") + "/engines/local"
+    return {**target.cli_env(), "DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
+
+
+def images_latency(target: Target, servers: list[Berth], runs: int) -> dict[str, float]:
+    """Median seconds of ``docker images`` on the socket and through each Berth's front door."""
+    envs = {"engine, docker CLI": target.cli_env()}
+    envs.update({f"Berth ({s.name}), docker CLI": engine_api_env(target, s) for s in servers})
+    seconds: dict[str, list[float]] = {name: [] for name in envs}
+    for _ in range(runs):
+        for name, env in envs.items():
+            started = time.perf_counter()
+            run_checked([target.docker_cli, "images"], env, "docker images")
+            seconds[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    direct = medians["engine, docker CLI"]
+    print(f"docker images, median of {runs}:")
+    for name, value in medians.items():
+        print(f"  {name}: {value * 1000:.1f} ms ({value / direct:.2f}x direct)")
+    return medians
+
+
 def save_methods(
     api, target: Target, servers: list[Berth], relay: str | None, ref: str, size: int
 ) -> list[Method]:
@@ -388,10 +387,21 @@ def save_methods(
     def relayed() -> None:
         curl(["-o", os.devnull, f"{relay}/images/{ref}/get"], None, 200, "save through haproxy")
 
+    def cli_through(berth: Berth) -> Callable[[], None]:
+        env = engine_api_env(target, berth)
+
+        def run() -> None:
+            with open(os.devnull, "wb") as sink:
+                command = [target.docker_cli, "save", ref]
+                subprocess.run(command, stdout=sink, env=env, check=True, timeout=STEP_TIMEOUT)
+
+        return run
+
     methods = [Method("engine, docker-py", docker_py), Method("engine, docker CLI", cli)]
     if relay:
         methods.append(Method(RELAY_NAME + ", curl", relayed, relay=True))
-    return methods + [Method(f"Berth ({s.name}), curl", through(s), s) for s in servers]
+    methods += [Method(f"Berth ({s.name}), curl", through(s), s) for s in servers]
+    return methods + [Method(f"Berth ({s.name}), docker CLI", cli_through(s), s) for s in servers]
 
 
 def load_methods(
@@ -420,10 +430,16 @@ def load_methods(
         if '"error' in body:  # the engine reports a failed load inside its 200 stream
             raise RuntimeError(f"load through haproxy: {body[-500:]}")
 
+    def cli_through(berth: Berth) -> Callable[[], None]:
+        env = engine_api_env(target, berth)
+        command = [target.docker_cli, "load", "-q", "-i", str(archive)]
+        return lambda: run_checked(command, env, "docker load through Berth")
+
     methods = [Method("engine, docker-py", docker_py), Method("engine, docker CLI", cli)]
     if relay:
         methods.append(Method(RELAY_NAME + ", curl -T", relayed, relay=True))
-    return methods + [Method(f"Berth ({s.name}), curl -T", through(s), s) for s in servers]
+    methods += [Method(f"Berth ({s.name}), curl -T", through(s), s) for s in servers]
+    return methods + [Method(f"Berth ({s.name}), docker CLI", cli_through(s), s) for s in servers]
 
 
 def measure(methods: list[Method], runs: int, before: Callable[[], None]) -> None:
@@ -574,6 +590,7 @@ def main() -> None:
                 else None
             )
             idle = {s.name: max(status_kib(p, "VmRSS") for p in s.workers()) for s in servers}
+            results["images_latency"] = images_latency(target, servers, max(args.runs, 1) * 10)
             for size_mib in sizes:
                 print(f"\n{size_mib} MiB image: building", flush=True)
                 ref, image_id = build_image(api, target.base_image, size_mib)

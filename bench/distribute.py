@@ -33,7 +33,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,10 @@ import docker.errors
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run by hand as bench/distribute.py
+    sys.path.insert(0, str(ROOT))
+from scripts.berth_server import start_gunicorn  # noqa: E402
+
 REPOSITORY = "berth-bench/distribute"
 STEP_TIMEOUT = 900
 CHUNK = 1024 * 1024
@@ -119,12 +122,6 @@ def check_targets(targets: dict[str, docker.DockerClient], image_id: str, ref: s
 # --------------------------------------------------------------------------- Berth
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Berth:
     url: str
@@ -142,52 +139,20 @@ class Berth:
 
 @contextmanager
 def berth_server(harness: Harness, workdir: Path) -> Iterator[Berth]:
-    port = free_port()
     token = secrets.token_hex(24)
     engines = {"local": harness.source, **harness.targets}
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "BERTH_BIND": f"127.0.0.1:{port}",
         "BERTH_DATA_DIR": str(workdir / "berth"),
         "BERTH_ENGINES": json.dumps(engines),
         "BERTH_ALLOWED_REGISTRIES": harness.registry,  # a loopback registry: listed explicitly
         "BERTH_TOKENS": json.dumps([{"name": "bench", "token": token, "scopes": ["admin"]}]),
         "BERTH_LOG_LEVEL": "WARNING",
     }
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    log = workdir / "gunicorn.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Berth(f"http://127.0.0.1:{port}", token, process)
+    gunicorn = start_gunicorn(env, workdir / "gunicorn.log", ready_path="/v1/ready")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{log.read_text()[-2000:]}")
-            try:
-                if requests.get(server.url + "/v1/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield server
+        yield Berth(gunicorn.url, token, gunicorn.process)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
+        gunicorn.stop()
 
 
 def rss_kib(pid: int) -> int:

@@ -34,7 +34,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -51,6 +50,10 @@ import docker.errors
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run by hand as bench/load.py
+    sys.path.insert(0, str(ROOT))
+from scripts.berth_server import free_port, start_gunicorn, stop_process  # noqa: E402
+
 META_IMAGE = "berth-bench/meta:latest"
 BIG_IMAGE = "berth-bench/big:latest"
 BENCH_LABEL = "berth.bench"
@@ -122,12 +125,6 @@ class Target:
     log: Path | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def require_tools() -> None:
     missing = [tool for tool in ("wrk", "haproxy", "curl") if shutil.which(tool) is None]
     if missing:
@@ -163,19 +160,6 @@ def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 3
         if time.monotonic() > deadline:
             raise BenchError(f"{url} did not answer within {timeout} s")
         time.sleep(0.2)
-
-
-def stop_process(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # ---- images ----
@@ -240,12 +224,9 @@ def start_haproxy(workdir: Path, socket_path: str) -> tuple[subprocess.Popen, in
 def start_berth(
     workdir: Path, docker_host: str, token: str, gunicorn_args: str
 ) -> tuple[subprocess.Popen, int, Path]:
-    port = free_port()
     log = workdir / "berth.log"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DOCKER_HOST": docker_host,
-        "BERTH_BIND": f"127.0.0.1:{port}",
         "BERTH_DATA_DIR": str(workdir / "berth-data"),
         "BERTH_TOKENS": json.dumps([{"name": "bench", "token": token, "scopes": ["read"]}]),
     }
@@ -254,18 +235,11 @@ def start_berth(
             env[name] = os.environ[name]
     if gunicorn_args:
         env["GUNICORN_CMD_ARGS"] = gunicorn_args
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    wait_http(f"http://127.0.0.1:{port}/v1/health", process, log)
-    return process, port, log
+    try:
+        server = start_gunicorn(env, log)
+    except RuntimeError as e:
+        raise BenchError(f"Berth did not start: {e}") from e
+    return server.process, server.port, log
 
 
 # ---- CPU accounting ----
@@ -296,8 +270,8 @@ def cpu_seconds(roots: list[int]) -> float:
 def connection_split(root: int, port: int) -> list[int]:
     """Established connections on local ``port`` held by each child of ``root`` (the workers).
 
-    gunicorn's workers accept from one shared socket unless ``BERTH_REUSE_PORT``; how wrk's
-    connections fell between them explains much of a run's throughput (README).
+    Each worker has a listening socket of its own unless ``BERTH_REUSE_PORT=false``; how wrk's
+    connections fell between them explains much of a run's throughput (bench/RESULTS.md).
     """
     established = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

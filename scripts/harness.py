@@ -101,7 +101,15 @@ TOKEN_ISSUER = "berth-test-issuer"
 BASIC_USER = "berth"
 BASIC_REALM = "berth-basic"
 # mmdebstrap: the container image test builds its Debian base with it (scripts/base-image.sh).
-APT_PACKAGES = ["docker.io", "docker-registry", "busybox-static", "apache2-utils", "mmdebstrap"]
+# chromium: the browser tests (Swagger UI, the portal) drive it headless through playwright.
+APT_PACKAGES = [
+    "docker.io",
+    "docker-registry",
+    "busybox-static",
+    "apache2-utils",
+    "mmdebstrap",
+    "chromium",
+]
 APPLETS = [
     "sh",
     "ls",
@@ -256,6 +264,7 @@ def missing_packages() -> list[str]:
         "apache2-utils": shutil.which("htpasswd"),
         "openssl": shutil.which("openssl"),
         "mmdebstrap": shutil.which("mmdebstrap"),
+        "chromium": shutil.which("chromium"),
     }
     return [pkg for pkg, ok in checks.items() if not ok]
 

@@ -7,16 +7,15 @@ harness they are skipped locally, but under CI=true a missing harness fails the 
 from __future__ import annotations
 
 import os
-import secrets
 
 import docker
 import pytest
 
 from app import create_app
 from app.http.accessors import services
-from app.http.auth import SCOPES
 from tests.support.harness import load_state
 from tests.support.images import image_factory
+from tests.support.tokens import auth, harness_registries, token_entries, token_realm
 
 # Safety net: whatever a test or the fuzzer asks for, this process reaches loopback directly and
 # anything else only through a proxy that does not exist (so nothing leaves the machine).
@@ -26,16 +25,6 @@ for _name, _value in (
     ("NO_PROXY", "127.0.0.1,localhost,::1,127.0.0.0/8"),
 ):
     os.environ.setdefault(_name, _value)
-
-TOKENS = {name: f"test-{name}-{secrets.token_hex(12)}" for name in SCOPES}
-
-
-def _token_entries() -> list[dict]:
-    return [
-        {"name": f"{name}-token", "token": token, "scopes": [name]}
-        for name, token in TOKENS.items()
-    ]
-
 
 @pytest.fixture(scope="session")
 def harness():
@@ -76,28 +65,13 @@ def config(harness, tmp_path):
     """
     return {
         "DOCKER_HOST": harness["docker_host"],
-        "BERTH_TOKENS": _token_entries(),
+        "BERTH_TOKENS": token_entries(),
         "BERTH_DATA_DIR": str(tmp_path / "data"),
         "BERTH_LOG_LEVEL": "INFO",
         "BERTH_ALLOWED_REGISTRIES": harness_registries(harness),
         "BERTH_ALLOW_PUBLIC_REGISTRIES": False,
         "BERTH_INSECURE_REGISTRIES": [token_realm(harness)],
     }
-
-
-def harness_registries(harness) -> list[str]:
-    """The ``host:port`` of every harness registry and of the token registry's realm, and
-    Docker Hub's names (the engine's default; its requests end at the dead-end proxy).
-
-    Tests run the policy as a strict allow-list (``BERTH_ALLOW_PUBLIC_REGISTRIES`` false), so
-    Berth never looks up a name in DNS: no query leaves the machine.
-    """
-    addresses = [entry["address"] for entry in harness["registries"].values()]
-    return [*addresses, token_realm(harness), "docker.io"]
-
-
-def token_realm(harness) -> str:
-    return f"127.0.0.1:{harness['registries']['token']['token_port']}"
 
 
 @pytest.fixture
@@ -134,7 +108,7 @@ def offline_app(tmp_path):
     app = create_app(
         {
             "DOCKER_HOST": f"unix://{tmp_path}/missing.sock",
-            "BERTH_TOKENS": _token_entries(),
+            "BERTH_TOKENS": token_entries(),
             "BERTH_DATA_DIR": str(tmp_path / "data"),
         }
     )
@@ -144,11 +118,6 @@ def offline_app(tmp_path):
 @pytest.fixture
 def offline_client(offline_app):
     return offline_app.test_client()
-
-
-def auth(scope: str = "admin") -> dict[str, str]:
-    """Authorization headers for a token holding exactly ``scope``."""
-    return {"Authorization": f"Bearer {TOKENS[scope]}"}
 
 
 @pytest.fixture

@@ -111,6 +111,9 @@ def holders(images: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     return held
 
 
+SHARED_LIMIT = 50  # images named per layer; ``shared_count`` counts them all
+
+
 def describe_layers(
     image_id: str,
     diff_ids: list[str],
@@ -121,7 +124,9 @@ def describe_layers(
     """The image's layers, base first, with their step, size and the other images holding them.
 
     ``steps``: history oldest first (``created``, ``created_by``, ``comment``, ``size``, ``id``);
-    ``held_by``: from :func:`holders`; ``tags``: image id → its tags.
+    ``held_by``: from :func:`holders`; ``tags``: image id → its tags. A layer names at most
+    ``SHARED_LIMIT`` other images (tagged ones first), so that a base held by thousands of images
+    keeps the answer small; ``shared_count`` says how many there are.
     """
     chains = chain_ids(diff_ids)
     mapping = align_history(diff_ids, steps)
@@ -130,7 +135,10 @@ def describe_layers(
         zip(diff_ids, chains, mapping, strict=True)
     ):
         step = steps[step_index] if step_index is not None else None
-        others = [i for i in held_by.get(chain_id, []) if i != image_id]
+        others = sorted(
+            {i for i in held_by.get(chain_id, []) if i != image_id},
+            key=lambda o: (tags.get(o) == [], o),
+        )
         layers.append(
             {
                 "index": index,
@@ -144,8 +152,9 @@ def describe_layers(
                 "step_image": step.get("id") if step else None,
                 "shared_with": [
                     {"id": other, "repo_tags": list(tags.get(other, []))}
-                    for other in sorted(set(others), key=lambda o: (tags.get(o) == [], o))
+                    for other in others[:SHARED_LIMIT]
                 ],
+                "shared_count": len(others),
             }
         )
     return layers

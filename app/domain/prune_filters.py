@@ -60,7 +60,10 @@ def parse_until(text: str, now: float) -> int:
         total_ns = sum(
             float(m.group(1)) * _UNIT_NS[m.group(2)] for m in _DURATION_PART.finditer(text)
         )
-        return int(now - total_ns / 1_000_000_000)
+        since = int(now - total_ns / 1_000_000_000)
+        if since < 0:  # the engine cannot read a time before 1970 (it answers 500)
+            raise ValueError(f"'{text}' reaches back before 1970")
+        return since
     try:
         return rfc3339_ns(text) // 1_000_000_000
     except ValueError:

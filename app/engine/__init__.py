@@ -7,6 +7,7 @@ process and reached through ``app.extensions``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from app.engine.archives import ArchivesMixin
@@ -45,6 +46,11 @@ class Engine(
         # Metadata answers, kept exact by a watcher of this engine's events (started lazily).
         self.cache = MetadataCache()
         self.events = EventWatcher(self.connection, self.cache)
+
+    def follow_events(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Hand this engine's events to ``listener`` too, starting its watcher if not yet done."""
+        self.events.add_listener(listener)
+        self.events.ensure_started()
 
     def close(self) -> None:
         self.events.stop()

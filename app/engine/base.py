@@ -131,8 +131,9 @@ def translate(kind: str = "image", target: str | None = None) -> Iterator[None]:
         raise
     except docker.errors.NotFound as e:
         cls = _NOT_FOUND.get(kind, NotFound)
-        what = f"{kind} '{target}'" if target else kind
-        raise cls(f"No such {what}: {explanation(e)}", **({kind: target} if target else {})) from e
+        if target:  # the engine's message only says so again (often twice): say it once
+            raise cls(f"No such {kind}: {target}", **{kind: target}) from e
+        raise cls(explanation(e)) from e
     except docker.errors.APIError as e:
         status = e.status_code or 500
         message = explanation(e)

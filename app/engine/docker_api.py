@@ -6,7 +6,7 @@ docker-py's public methods read whole answers and hide the HTTP response, so str
 credentials are kept out through ``_auth_configs``; a cancelled job finds its connections through
 urllib3's ``_get_conn``/``_put_conn``; a stream is aborted through the socket under
 ``response.raw``. The rest of ``app.engine`` calls the functions below and nothing private.
-``tests/test_docker_contract.py`` checks each of these against the pinned versions
+``tests/unit/test_docker_contract.py`` checks each of these against the pinned versions
 (requirements.txt) and fails when an upgrade changes a name, a signature or a behaviour.
 """
 

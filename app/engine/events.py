@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -112,7 +113,15 @@ class EventWatcher:
         self._stopping = threading.Event()
         self._response: requests.Response | None = None
         self._lost = False
+        # Called with each event as it arrives (app.services.events); must not block.
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         _WATCHERS.add(self)
+
+    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Hand every event this watcher reads to ``listener(engine_name, event)`` too."""
+        with self._lock:
+            if listener not in self.listeners:
+                self.listeners = [*self.listeners, listener]
 
     @property
     def running(self) -> bool:
@@ -222,8 +231,15 @@ class EventWatcher:
                 log.info("following the engine's events again", extra=self._log_fields())
             try:
                 for event in docker_api.json_events(api, response):
-                    if isinstance(event, dict) and changes_metadata(event):
+                    if not isinstance(event, dict):
+                        continue
+                    if changes_metadata(event):
                         self.cache.invalidate()
+                    for listener in self.listeners:
+                        try:
+                            listener(self.connection.name, event)
+                        except Exception:  # a listener's fault must not stop the cache's upkeep
+                            log.exception("engine event listener failed", extra=self._log_fields())
             except (
                 requests.RequestException,
                 urllib3.exceptions.HTTPError,

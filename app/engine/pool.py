@@ -105,6 +105,10 @@ class EnginePool:
                     self._engines[name] = engine
         return engine
 
+    def follow_events(self, name: str, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Hand every event of engine ``name`` to ``listener`` too, following it from now on."""
+        self.get(name).follow_events(listener)
+
     def existing(self, name: str) -> Any | None:
         """The engine ``name`` if this process has created it already; never creates one."""
         return self._engines.get(name)

@@ -3,7 +3,11 @@ inspect, history and ``/system/df`` answers."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
+
+import docker.errors
 
 from app.domain.deletion import ImageStore
 from app.domain.layers import (
@@ -15,6 +19,13 @@ from app.domain.layers import (
 )
 from app.engine.base import translate
 from app.engine.image_facts import ImageFactsMixin, repo_tags
+
+# The engine runs one disk-usage computation at a time and answers 500 "a disk usage operation
+# is already running" to any other: calls are queued in this process, and retried a moment later
+# when another process (gunicorn worker) holds the engine's.
+_DF_BUSY = "already running"
+_DF_RETRIES = 50
+_DF_RETRY_DELAY = 0.1
 
 
 class UsageMixin(ImageFactsMixin):
@@ -53,8 +64,7 @@ class UsageMixin(ImageFactsMixin):
     def usage(self, references: list[str] | None = None) -> dict[str, Any]:
         """Apparent, actual and shared bytes of the local images (or of those matching)."""
         if not references:
-            with translate():
-                df = self.connection.api.df()
+            df = self._system_df()
             top = df.get("Images") or []
             totals = usage_from_df(top, int(df.get("LayersSize") or 0))
             # As GET /v1/images?dangling=true: untagged and used by no container (df counts them).
@@ -63,11 +73,7 @@ class UsageMixin(ImageFactsMixin):
                 for i in top
                 if not repo_tags(i.get("RepoTags")) and int(i.get("Containers") or 0) <= 0
             ]
-            images, containers = self._snapshot(with_layers=True)
-            store = ImageStore(images, containers)
-            store.prune(True, None, None)
-            freed = self._sizes_of(store.outcome.deleted)
-            reclaimable = sum(freed.get(c, 0) for c in store.outcome.deleted_layers)
+            reclaimable = self._prune_reclaimable() if self._has_untagged(top) else 0
         else:
             with translate():
                 top = self.connection.api.images(filters={"reference": list(references)})
@@ -95,3 +101,31 @@ class UsageMixin(ImageFactsMixin):
                 "reclaimable": reclaimable,
             },
         }
+
+    def _system_df(self) -> dict[str, Any]:
+        """``/system/df``, one call at a time (see ``_DF_BUSY``)."""
+        lock = self.__dict__.setdefault("_system_df_lock", threading.Lock())
+        with lock, translate():
+            attempt = 0
+            while True:
+                try:
+                    return self.connection.api.df()
+                except docker.errors.APIError as e:
+                    attempt += 1
+                    if _DF_BUSY not in str(e.explanation or "") or attempt >= _DF_RETRIES:
+                        raise
+                time.sleep(_DF_RETRY_DELAY)
+
+    @staticmethod
+    def _has_untagged(top: list[dict[str, Any]]) -> bool:
+        """Whether a default prune could delete anything: it starts from a top-level image
+        without tags (its untagged parents can go only after it)."""
+        return any(not repo_tags(i.get("RepoTags")) for i in top)
+
+    def _prune_reclaimable(self) -> int:
+        """Bytes a default prune (dangling images) would free now, by the deletion rules."""
+        images, containers = self._snapshot(with_layers=True)
+        store = ImageStore(images, containers)
+        store.prune(True, None, None)
+        freed = self._sizes_of(store.outcome.deleted)
+        return sum(freed.get(c, 0) for c in store.outcome.deleted_layers)

@@ -16,6 +16,7 @@ from flask import Flask, current_app, g, has_request_context
 if TYPE_CHECKING:
     from app.engine import Engine, EnginePool
     from app.http.auth import Authorizer
+    from app.http.routes.events import EventStreams
     from app.http.transfers import TransferSlots
     from app.jobs import JobRunner
     from app.observability.audit import AuditLog
@@ -39,6 +40,7 @@ class Services:
     audit: AuditLog  # one record per mutating call
     transfers: TransferSlots  # the bounded share of threads archive transfers may hold
     metrics_collectors: tuple[Any, ...] = ()  # read at scrape time (jobs by state)
+    events: EventStreams | None = None  # engine and job events for GET /v1/events
 
     def install(self, app: Flask) -> None:
         app.extensions[_KEY] = self

@@ -8,30 +8,36 @@ JSON answer or an NDJSON stream). The job runs the same use case as the request 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 from marshmallow import Schema
 
 from app.domain.times import rfc3339
 from app.errors import JobNotFound
 from app.http.accessors import services
 from app.http.auth import Principal
+from app.http.idempotency import IDEMPOTENCY_HEADER, submit_once
 from app.http.operation import render
+from app.http.prefer import WAIT_DOC, preferences, wait_for_job
 from app.http.schemas import jobs as schemas
 from app.http.streaming import run_progress
+from app.http.transfers import release_transfer_slot
 from app.jobs import JobContext, JobRunner
 from app.jobs.spool import Spool
 from app.services.operations import ProgressOperation, run_in_job
 
+# The request headers of an operation that may run as a job (Idempotency-Key included).
 PREFER_HEADER = {
     "Prefer": {
-        "schema": {"type": "string", "example": "respond-async"},
-        "description": "`respond-async`: run as a job and answer 202 at once, with "
-        "`Location: /v1/jobs/{id}` (see the jobs endpoints).",
-    }
+        "schema": {"type": "string", "example": "respond-async, wait=30"},
+        "description": "`respond-async`: run as a job and answer 202 with "
+        "`Location: /v1/jobs/{id}` (see the jobs endpoints). " + WAIT_DOC,
+    },
+    **IDEMPOTENCY_HEADER,
 }
 ACCEPTED_RESPONSE = {
     202: {
@@ -40,10 +46,15 @@ ACCEPTED_RESPONSE = {
             "Location": {"schema": {"type": "string"}, "description": "`/v1/jobs/{id}`"},
             "Preference-Applied": {
                 "schema": {"type": "string"},
-                "description": "`respond-async`",
+                "description": "`respond-async`, with `wait=N` when the answer waited",
             },
         },
         "content": {"application/json": {"schema": schemas.job}},
+    },
+    422: {
+        "description": "With `Idempotency-Key`: the key was used for another request "
+        "(IDEMPOTENCY_KEY_REUSED); nothing was started.",
+        "content": {"application/problem+json": {"schema": "Problem"}},
     },
     429: {
         "description": "With `Prefer: respond-async`: this worker already runs and queues as many "
@@ -56,32 +67,47 @@ ACCEPTED_RESPONSE = {
 
 def wants_async() -> bool:
     """True when the request says ``Prefer: respond-async`` (RFC 7240)."""
-    for header in request.headers.getlist("Prefer"):
-        for preference in header.split(","):
-            token = preference.split(";", 1)[0].strip().lower()
-            if token == "respond-async":
-                return True
-    return False
+    return "respond-async" in preferences()
 
 
 def start_job(
-    kind: str, target: str | None, run: Callable[[JobContext], dict[str, Any]]
+    kind: str,
+    target: str | None,
+    run: Callable[[JobContext], dict[str, Any]],
+    body_sha256: str | None = None,
 ) -> Response:
     """Run ``run`` as a job of ``kind`` for the calling token; the 202 answer to send.
 
     ``run`` executes in another thread, outside the request: give it everything it needs
-    (engine, credentials) in its closure, never through ``flask.g`` or ``request``.
+    (engine, credentials) in its closure, never through ``flask.g`` or ``request``. A retry
+    with the request's ``Idempotency-Key`` answers the job already started
+    (``app.http.idempotency``); ``Prefer: wait=N`` holds the answer until the job ends.
     """
+    return _start(kind, target, run, body_sha256)[0]
+
+
+def _start(
+    kind: str,
+    target: str | None,
+    run: Callable[[JobContext], dict[str, Any]],
+    body_sha256: str | None,
+) -> tuple[Response, bool]:
+    """:func:`start_job`'s answer, and whether this request started the job."""
     principal = g.get("principal")
-    job = services().jobs.submit(
-        kind,
-        principal.name if principal else "anonymous",
-        target,
-        run,
-        engine=g.get("engine_name"),
+    runner = services().jobs
+    job, started = submit_once(
+        lambda: runner.submit(
+            kind,
+            principal.name if principal else "anonymous",
+            target,
+            run,
+            engine=g.get("engine_name"),
+        ),
+        body_sha256,
     )
     headers = {"Location": f"/v1/jobs/{job['id']}", "Preference-Applied": "respond-async"}
-    return render((job_document(job), 202, headers), schemas.job, 202)
+    job = wait_for_job(job, runner.store.get, runner.maintain, headers)
+    return render((job_document(job), 202, headers), schemas.job, 202), started
 
 
 def start_spooled_job(
@@ -94,7 +120,11 @@ def start_spooled_job(
     received whole first (upload errors are still answered as such), kept under
     ``BERTH_DATA_DIR/spool`` and handed to ``run(ctx, chunks)``, then removed."""
     services().jobs.pool.check()  # 429 before the body is received when no place is left
-    spool = Spool.save(body, Path(current_app.config["BERTH_DATA_DIR"]) / "spool")
+    digest = hashlib.sha256()
+    spool = Spool.save(
+        _digesting(body, digest), Path(current_app.config["BERTH_DATA_DIR"]) / "spool"
+    )
+    release_transfer_slot()  # received whole: a `Prefer: wait` holds no transfer slot
 
     def job(ctx: JobContext) -> dict[str, Any]:
         try:
@@ -103,10 +133,19 @@ def start_spooled_job(
             spool.remove()
 
     try:
-        return start_job(kind, target, job)
+        answer, started = _start(kind, target, job, digest.hexdigest())
     except BaseException:
         spool.remove()
         raise
+    if not started:  # a retry: the job its key names has (or had) its own copy
+        spool.remove()
+    return answer
+
+
+def _digesting(chunks: Iterable[bytes], digest: Any) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
 
 
 def job_document(job: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flasgger import APISpec, Swagger
-from flask import Flask
+from flask import Blueprint, Flask
 
 from app.domain.references import (
     CONTAINER_PATTERN,
@@ -23,7 +23,7 @@ from app.domain.references import (
     REFERENCE_PATTERN,
     REGISTRY_PATTERN,
 )
-from app.errors import PROBLEM_MIME
+from app.errors import PROBLEM_MIME, RETRY_STATUSES
 from app.http.auth import PUBLIC, required_scope
 from app.http.operation import OperationDoc
 from app.http.schemas.common import ProblemSchema
@@ -51,13 +51,41 @@ ERROR_DESCRIPTIONS = {
 DESCRIPTION = """Docker image operations behind a secure HTTP API.
 
 Every operation except health, readiness and these docs needs `Authorization: Bearer <token>`;
-each names the scope it needs (`read`, `write`, `delete`, `push`, `export`; `admin` has all).
+each names the scope it needs: `read`, `write`, `delete`, `push`, `export` (container
+filesystems), `metrics` (`GET /metrics`), or `admin`, which has them all.
 Errors are `application/problem+json` (RFC 9457) with a stable `code`.
 
 Image references in paths may contain slashes and ports
 (`/v1/images/127.0.0.1:5000/team/app:1.0/history`). A repository whose last path part is a
 sub-resource name (`history`, `layers`, `tags`, `archive`, `push`) is addressed with an explicit
 tag (`/v1/images/team/history:latest`) or by id."""
+
+
+# The tags in the order a person reads the API, each with its one line.
+TAGS = [
+    ("images", "What the engine holds: list, inspect, history, layers, disk usage."),
+    ("lifecycle", "Images in and out: pull, push, tag, delete, prune, commit."),
+    ("archives", "Images and containers as tar files: save, load, export, import."),
+    ("registries", "What registries hold: search, repositories and their tags."),
+    ("jobs", "Long operations run in the background: follow, wait for, cancel."),
+    ("engines", "The Docker engines Berth drives, and distributions between them."),
+    ("system", "Health, readiness and the calling token."),
+    ("operations", "For the people who run Berth: metrics and the audit trail."),
+]
+
+# Media types that client generators read as JSON, text or raw bytes; a response declared only
+# in another type (a tar, NDJSON) also gets an application/octet-stream entry, so that they
+# emit a function returning the raw stream instead of leaving the response out.
+OCTET_STREAM = "application/octet-stream"
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _generator_readable(media_type: str) -> bool:
+    return (
+        media_type in ("application/json", OCTET_STREAM)
+        or media_type.endswith("+json")
+        or media_type.startswith("text/")
+    )
 
 
 PATH_PARAMETER_SCHEMAS = {
@@ -84,16 +112,28 @@ def _schema_name_resolver(schema: Any) -> str:
 
 
 def _summary_and_description(view: Any) -> tuple[str, str]:
+    """The docstring's first paragraph as a plain-text summary (no markdown backticks), the rest
+    as the description."""
     doc = inspect.getdoc(view) or ""
-    first, _, rest = doc.partition("\n")
-    return first.strip(), rest.strip()
+    first, _, rest = doc.partition("\n\n")
+    summary = " ".join(first.split()).replace("`", "")
+    return summary, rest.strip()
+
+
+RETRY_AFTER_HEADER = {
+    "schema": {"type": "integer"},
+    "description": "Seconds to wait before retrying.",
+}
 
 
 def _problem_response(status: int) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": ERROR_DESCRIPTIONS.get(status, "Error."),
         "content": {PROBLEM_MIME: {"schema": "Problem"}},
     }
+    if status in RETRY_STATUSES:
+        response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+    return response
 
 
 def _operation(
@@ -101,7 +141,7 @@ def _operation(
 ) -> dict:
     summary, description = _summary_and_description(view)
     op: dict[str, Any] = {
-        "operationId": endpoint.replace(".", "_"),
+        "operationId": doc.operation_id or endpoint.rpartition(".")[2],
         "tags": doc.tags,
         "summary": summary,
         "x-berth-scope": scope,
@@ -136,7 +176,9 @@ def _operation(
 
     success: dict[str, Any] = {"description": "Success."}
     if doc.response_content is not None:
-        success["content"] = doc.response_content
+        success["content"] = dict(doc.response_content)
+        if not any(_generator_readable(media) for media in success["content"]):
+            success["content"][OCTET_STREAM] = BINARY
     elif doc.response is not None:
         success["content"] = {"application/json": {"schema": doc.response}}
     if doc.response_headers:
@@ -169,12 +211,14 @@ def _operation(
 
 def build_spec(app: Flask, version: str) -> dict[str, Any]:
     """The OpenAPI document for every documented route of ``app`` (as a plain dict)."""
+    marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=_schema_name_resolver)
     spec = APISpec(
         title="Berth",
         version=version,
         openapi_version=OPENAPI_VERSION,
         info={"description": DESCRIPTION},
-        plugins=[FlaskPlugin(), MarshmallowPlugin(schema_name_resolver=_schema_name_resolver)],
+        plugins=[FlaskPlugin(), marshmallow_plugin],
+        tags=[{"name": name, "description": line} for name, line in TAGS],
     )
     spec.components.security_scheme(
         "bearerAuth",
@@ -200,17 +244,104 @@ def build_spec(app: Flask, version: str) -> dict[str, Any]:
                 for m in methods
             }
             spec.path(view=view, app=app, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    _check_operation_ids(document)
+    _require_present_fields(document, marshmallow_plugin)
+    for component in document["components"]["schemas"].values():
+        for name, prop in component.get("properties", {}).items():
+            component["properties"][name] = _nullable_ref(prop)
+    return document
+
+
+def _nullable_ref(prop: dict[str, Any]) -> dict[str, Any]:
+    """apispec writes a nullable nested schema as ``anyOf: [$ref, {type: object, nullable}]``,
+    which generators turn into a third, anonymous model; ``allOf: [$ref]`` with ``nullable``
+    says the same in the form they read as "this model or null"."""
+    alternatives = prop.get("anyOf")
+    if (
+        isinstance(alternatives, list)
+        and len(alternatives) == 2
+        and "$ref" in alternatives[0]
+        and alternatives[1] == {"type": "object", "nullable": True}
+    ):
+        rest = {k: v for k, v in prop.items() if k != "anyOf"}
+        return {**rest, "allOf": [alternatives[0]], "nullable": True}
+    return prop
+
+
+def _check_operation_ids(document: dict[str, Any]) -> None:
+    seen: set[str] = set()
+    for path in document["paths"].values():
+        for op in path.values():
+            if op["operationId"] in seen:
+                raise ValueError(f"operationId {op['operationId']!r} is used twice")
+            seen.add(op["operationId"])
+
+
+def _refs(node: Any) -> set[str]:
+    """The component schemas a part of the document refers to (directly)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.rpartition("/")[2]} if isinstance(ref, str) else set()
+        for value in node.values():
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node)) if node else set()
+    return set()
+
+
+def _closure(names: set[str], components: dict[str, Any]) -> set[str]:
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in components:
+            seen.add(name)
+            todo.extend(_refs(components[name]))
+    return seen
+
+
+def _require_present_fields(document: dict[str, Any], plugin: MarshmallowPlugin) -> None:
+    """Mark every field of a response schema ``required``, so that generated clients type them
+    as always there; a field that may be absent says so with ``metadata={"optional": True}``.
+    Schemas that requests use as well keep the ``required`` of their load rules."""
+    components = document["components"]["schemas"]
+    sent = set().union(
+        *(
+            _refs(op.get("requestBody", {})) | _refs(op.get("parameters", []))
+            for path in document["paths"].values()
+            for op in path.values()
+        )
+    )
+    received = set().union(
+        *(_refs(op["responses"]) for path in document["paths"].values() for op in path.values())
+    )
+    classes = {name: key[0] for key, name in plugin.converter.refs.items()}
+    for name in _closure(received, components) - _closure(sent, components):
+        schema_class = classes.get(name)
+        if schema_class is None:
+            continue
+        required = [
+            field.data_key or field_name
+            for field_name, field in schema_class().dump_fields.items()
+            if not field.metadata.get("optional")
+        ]
+        if required:
+            components[name]["required"] = required
 
 
 def init_openapi(app: Flask, version: str) -> None:
     """Serve the generated document at /openapi.json and Swagger UI at /apidocs/."""
     template = build_spec(app, version)
     app.extensions["berth.openapi"] = template
+    # Registered before flasgger's own: its templates here (app/http/templates/flasgger) win.
+    app.register_blueprint(Blueprint("apidocs_templates", __name__, template_folder="templates"))
     Swagger(
         app,
         template=template,
         config={
+            "title": "Berth",
+            "auth": {},  # rendered into the page's script as `let auth_config = {};`
             "headers": [],
             "specs": [{"endpoint": "openapi", "route": "/openapi.json"}],
             "static_url_path": "/flasgger_static",

@@ -56,6 +56,7 @@ class OperationDoc:
     extra_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     response_content: dict[str, Any] | None = None
     response_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operation_id: str | None = None
 
 
 def operation(
@@ -74,11 +75,13 @@ def operation(
     response_content: dict[str, Any] | None = None,
     response_headers: dict[str, dict[str, Any]] | None = None,
     audit: str | None = None,
+    operation_id: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare and enforce a view's contract; see the module docstring.
 
     Every call of a mutating method (not GET) leaves one audit record named ``audit`` (default:
-    the view's name); streamed responses finish theirs when the stream ends.
+    the view's name); streamed responses finish theirs when the stream ends. The OpenAPI
+    ``operationId`` is the view's name unless ``operation_id`` names it.
     """
     doc = OperationDoc(
         tags=list(tags),
@@ -94,6 +97,7 @@ def operation(
         extra_responses=extra_responses or {},
         response_content=response_content,
         response_headers=response_headers or {},
+        operation_id=operation_id,
     )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,6 +205,7 @@ def load_json_body(schema: ma.Schema) -> dict[str, Any]:
         raise MalformedJson(f"The body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise MalformedJson("The body must be a JSON object.")
+    g.json_body = data  # as sent, for the Idempotency-Key fingerprint (app.http.idempotency)
     return _load(schema, data)
 
 

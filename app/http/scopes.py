@@ -55,6 +55,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("/apidocs/index.html", "GET"): Route(PUBLIC, NONE, _DOCS),
     ("/flasgger_static/<path:filename>", "GET"): Route(PUBLIC, NONE, _DOCS),
     ("/oauth2-redirect.html", "GET"): Route(PUBLIC, NONE, _DOCS),
+    ("/ui/", "GET"): Route(PUBLIC, NONE, "the portal's static files"),
+    ("/ui/<path:filename>", "GET"): Route(PUBLIC, NONE, "the portal's static files"),
     ("/metrics", "GET"): Route(
         "metrics", NONE, "request and job counters", public_if="BERTH_METRICS_PUBLIC"
     ),
@@ -94,6 +96,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("/v1/jobs/<id>", "DELETE"): Route(ANY_TOKEN, FILTERED, "cancel its own jobs"),
     ("/v1/jobs/<id>/events", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
     ("/v1/audit", "GET"): Route("admin", FILTERED, "the audit log"),
+    ("/v1/events", "GET"): Route("read", FILTERED, "image events, its own jobs' states"),
+    ("/v1/token", "GET"): Route(ANY_TOKEN, NONE, "its own name, scopes and engines"),
 }
 # Docker's own clients through Berth (app.http.engine_api): the Engine API calls it lets through.
 ROUTES.update(

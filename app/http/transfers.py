@@ -79,6 +79,14 @@ def take_transfer_slot() -> None:
         g.transfer_release = services().transfers.take()
 
 
+def release_transfer_slot() -> None:
+    """Give this request's slot back now: its transfer is over before its answer (a spooled
+    upload whose answer may wait for its job)."""
+    release = g.pop("transfer_release", None)
+    if release is not None:
+        release()
+
+
 def init_transfers(app: Flask) -> TransferSlots:
     """The process's slots, and the hooks handing each request's slot to its response."""
 

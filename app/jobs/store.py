@@ -166,6 +166,12 @@ class JobStore:
         row = self._db().execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _row(row)
 
+    def changed_since(self, since: float) -> list[dict[str, Any]]:
+        """Jobs created, started or finished after ``since`` (for the events stream)."""
+        where = "created > ? OR started > ? OR finished > ?"
+        rows = self._db().execute(f"SELECT {_COLUMNS} FROM jobs WHERE {where}", (since,) * 3)
+        return [_row(row) for row in rows.fetchall()]
+
     def count_by_state(self) -> dict[str, int]:
         """How many jobs each state holds, every state named (the ``berth_jobs`` gauge)."""
         rows = self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()

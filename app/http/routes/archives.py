@@ -39,11 +39,14 @@ bp = Blueprint("archives", __name__)
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 TAR_CONTENT = {TAR_MIME: _BINARY}
+# Declared as application/octet-stream, the type every client generator can send;
+# application/x-tar and application/gzip (what `curl -T` users write) are accepted alike.
 UPLOAD_BODY = {
     "required": True,
     "description": "The archive, streamed (chunked transfer encoding is fine). Plain tar or "
-    "gzip-compressed; at most BERTH_MAX_UPLOAD_BYTES (413 past it).",
-    "content": {TAR_MIME: _BINARY, "application/gzip": _BINARY},
+    "gzip-compressed; at most BERTH_MAX_UPLOAD_BYTES (413 past it). Content-Type "
+    "application/octet-stream, application/x-tar or application/gzip.",
+    "content": {"application/octet-stream": _BINARY},
 }
 DISPOSITION = {
     "Content-Disposition": {
@@ -94,6 +97,7 @@ def save_images(query):
 
 @bp.post("/archives")
 @operation(
+    operation_id="load_archive",
     tags=["archives"],
     response=schemas.load_result,
     status=201,

@@ -13,7 +13,7 @@ bp = Blueprint("containers", __name__)
 
 @bp.get("/containers")
 @operation(
-    tags=["containers"],
+    tags=["lifecycle"],
     query=schemas.container_list_query,
     response=schemas.container_list,
 )

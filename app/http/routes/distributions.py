@@ -12,12 +12,14 @@ from flask import Blueprint, current_app, g
 
 from app.errors import DistributionNotFound, NotFound
 from app.http.accessors import services
-from app.http.async_jobs import job_document, visible_job
+from app.http.async_jobs import ACCEPTED_RESPONSE, job_document, visible_job
 from app.http.auditing import note_audit_engines
+from app.http.idempotency import IDEMPOTENCY_HEADER, submit_once
 from app.http.operation import operation, render
+from app.http.prefer import WAIT_DOC, wait_for_job
 from app.http.registry_access import REGISTRY_AUTH_HEADER, push_verifier, registry_credentials
 from app.http.schemas import distributions as schemas
-from app.jobs import JobContext
+from app.jobs import JobContext, JobRunner
 from app.services import distribution as service
 
 bp = Blueprint("distributions", __name__)
@@ -27,6 +29,9 @@ DISTRIBUTION_ID = {"id": "The distribution's id (its job's id)."}
 # What the problem of a failed distribution repeats from the document; not shown twice.
 _REPEATED = {"engines", "push", "targets", "partial", "image", "image_id", "source_engine"}
 _REPEATED |= {"via", "registry", "succeeded", "failed", "cancelled", "in_progress"}
+WAIT_HEADER = {
+    "Prefer": {"schema": {"type": "string", "example": "wait=30"}, "description": WAIT_DOC}
+}
 
 
 def _document(
@@ -46,13 +51,14 @@ def _document(
 
 @bp.post("/distributions")
 @operation(
-    tags=["distributions"],
+    tags=["engines"],
     body=schemas.distribution_request,
     response=schemas.distribution,
     status=202,
     errors=(400, 403, 404, 503),
     engine=False,
-    headers=REGISTRY_AUTH_HEADER,
+    headers={**REGISTRY_AUTH_HEADER, **IDEMPOTENCY_HEADER, **WAIT_HEADER},
+    extra_responses={422: ACCEPTED_RESPONSE[422]},
     response_headers={
         "Location": {"schema": {"type": "string"}, "description": "`/v1/distributions/{id}`"}
     },
@@ -110,16 +116,24 @@ def create_distribution(body):
         )
 
     engines = [source, *targets]
-    job = services().jobs.submit(
-        "distribution", principal.name, plan.image, run, engine=source, engines=engines
+    runner = services().jobs
+    job, started = submit_once(
+        lambda: runner.submit(
+            "distribution", principal.name, plan.image, run, engine=source, engines=engines
+        )
     )
     headers = {"Location": f"/v1/distributions/{job['id']}"}
-    return render((_document(job, [], plan.document()), 202, headers), schemas.distribution, 202)
+    waited = wait_for_job(job, runner.store.get, runner.maintain, headers)
+    if started and waited is job:
+        document = _document(job, [], plan.document())
+    else:  # a retry (Idempotency-Key) or a wait: as it is now, as GET shows it
+        document = _current(runner, waited)
+    return render((document, 202, headers), schemas.distribution, 202)
 
 
 @bp.get("/distributions/<id>")
 @operation(
-    tags=["distributions"],
+    tags=["engines"],
     response=schemas.distribution,
     errors=(404,),
     engine=False,
@@ -142,6 +156,11 @@ def get_distribution(id):
         job = None
     if job is None or job["kind"] != "distribution":
         raise DistributionNotFound(f"No distribution '{id[:64]}' (or it is not yours).")
+    return _current(runner, job)
+
+
+def _current(runner: JobRunner, job: dict[str, Any]) -> dict[str, Any]:
+    """The document of a distribution as it is now, from its record and events."""
     events: list[dict[str, Any]] = []
     seq = 0
     while batch := runner.store.events(job["id"], after=seq, limit=EVENT_PAGE):

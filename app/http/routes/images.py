@@ -7,70 +7,71 @@ last path part is a sub-resource name (``team/history``) is addressed with its t
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import marshmallow as ma
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
+from app.domain import listing
 from app.domain.references import validate_image_ref
+from app.errors import ValidationFailed
 from app.http.accessors import get_engine
-from app.http.auth import required_scope
-from app.http.cached_reads import CachedAnswer, cache_key
-from app.http.operation import json_body, json_response, operation
+from app.http.cached_reads import ETAG_DOC, NOT_MODIFIED_DOC, cached
+from app.http.operation import operation
 from app.http.paths import REF
 from app.http.schemas import images as schemas
 
 bp = Blueprint("images", __name__)
 
 
-def cached(schema: ma.Schema) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Answer from the engine's metadata cache; on a miss run the view and keep its JSON body.
-
-    Goes under ``@operation``, so scope, engine choice and query parsing have run and refused
-    what they refuse. The key is the raw path and query (``app.http.cached_reads``, which answers
-    most hits before Flask), in the chosen engine's cache; the cache answers only what it got
-    within the current generation of engine events (``app.engine.cache``). What is kept is the
-    body ``render`` sends, with the route's scope and rule.
-    """
-
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(**kwargs: Any) -> Any:
-            cache = get_engine().read_cache()
-            key = cache_key(request.environ)
-            answer = cache.get(key)
-            if answer is None:
-                token = cache.token()  # before the engine is asked: see MetadataCache.put
-                body = json_body(view(**kwargs), schema)
-                scope = required_scope(current_app, request.url_rule.rule, "GET")
-                answer = CachedAnswer(scope=scope, route=request.url_rule.rule, body=body)
-                cache.put(key, token, answer)
-            return json_response(answer.body)
-
-        return wrapper
-
-    return decorate
+LINK_DOC = {
+    "Link": {
+        "description": 'The next page, as <url>; rel="next" (absent on the last page).',
+        "schema": {"type": "string"},
+    }
+}
 
 
 @bp.get("/images")
-@operation(tags=["images"], query=schemas.image_list_query, response=schemas.image_list)
+@operation(
+    tags=["images"],
+    query=schemas.image_list_query,
+    response=schemas.image_list,
+    response_headers={**ETAG_DOC, **LINK_DOC},
+    extra_responses=NOT_MODIFIED_DOC,
+)
 @cached(schemas.image_list)
 def list_images(query):
-    """List images (`docker images`), newest first."""
+    """List images (`docker images`), newest first unless sorted; pages with limit and cursor."""
     images = get_engine().list_images(
         dangling=query.get("dangling"),
         reference=query.get("reference"),
         labels=query.get("label"),
         all=query["all"],
     )
-    return {"images": images}
+    if "sort" not in query and "limit" not in query and "cursor" not in query:
+        return {"images": images}
+    sort = query.get("sort", "-created")
+    try:
+        chosen, following = listing.page(images, sort, query.get("limit"), query.get("cursor"))
+    except ValueError as e:
+        raise ValidationFailed(f"Invalid cursor: {e}.", errors={"cursor": [str(e)]}) from None
+    headers = {}
+    if following is not None:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+        url = request.path + "?" + urlencode([*args, ("cursor", following)])
+        headers["Link"] = f'<{url}>; rel="next"'
+    return {"images": chosen}, headers
 
 
 @bp.get("/images/<path:ref>")
-@operation(tags=["images"], response=schemas.image_details, errors=(404,), path_params=REF)
+@operation(
+    tags=["images"],
+    response=schemas.image_details,
+    errors=(404,),
+    path_params=REF,
+    response_headers=ETAG_DOC,
+    extra_responses=NOT_MODIFIED_DOC,
+)
 @cached(schemas.image_details)
 def inspect_image(ref):
     """Inspect an image: config, size and layers (`docker image inspect`)."""
@@ -78,7 +79,14 @@ def inspect_image(ref):
 
 
 @bp.get("/images/<path:ref>/history")
-@operation(tags=["images"], response=schemas.history, errors=(404,), path_params=REF)
+@operation(
+    tags=["images"],
+    response=schemas.history,
+    errors=(404,),
+    path_params=REF,
+    response_headers=ETAG_DOC,
+    extra_responses=NOT_MODIFIED_DOC,
+)
 @cached(schemas.history)
 def image_history(ref):
     """The image's history, newest step first (`docker history`)."""
@@ -87,7 +95,7 @@ def image_history(ref):
 
 @bp.post("/images/<path:ref>/tags")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     body=schemas.tag_request,
     response=schemas.tag_result,
     status=201,

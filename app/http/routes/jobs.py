@@ -19,6 +19,7 @@ from app.http.accessors import services
 from app.http.async_jobs import job_document, visible_job
 from app.http.auditing import note_audit_engines
 from app.http.operation import operation
+from app.http.prefer import WAIT_DOC, wait_for_job
 from app.http.schemas import jobs as schemas
 from app.http.streaming import NDJSON_MIME
 from app.jobs import TERMINAL, JobRunner
@@ -78,13 +79,20 @@ def list_jobs(query):
     errors=(404,),
     engine=False,
     path_params=JOB_ID,
+    headers={
+        "Prefer": {"schema": {"type": "string", "example": "wait=30"}, "description": WAIT_DOC}
+    },
 )
 def get_job(id):
     """A job's state, progress and outcome.
 
     Jobs whose worker process died are reported `failed` (code JOB_WORKER_LOST) with the reason.
+    With `Prefer: wait=N` the answer comes when the job has ended or after N seconds.
     """
-    return job_document(visible_job(services().jobs, id))
+    runner = services().jobs
+    headers: dict[str, str] = {}
+    job = wait_for_job(visible_job(runner, id), runner.store.get, runner.maintain, headers)
+    return job_document(job), 200, headers
 
 
 @bp.get("/jobs/<id>/events")

@@ -19,6 +19,7 @@ from app.domain.registry_auth import HEADER
 from app.errors import PROBLEM_MIME, ValidationFailed
 from app.http.accessors import get_engine
 from app.http.async_jobs import ACCEPTED_RESPONSE, PREFER_HEADER, answer_operation
+from app.http.cached_reads import ETAG_DOC, NOT_MODIFIED_DOC, cached
 from app.http.operation import operation
 from app.http.paths import CONTAINER, REF
 from app.http.registry_access import registry_credentials
@@ -63,7 +64,7 @@ CONFLICT_DOC = {
 
 @bp.post("/containers/<container>/commit")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     body=schemas.commit_request,
     response=schemas.commit_result,
     status=201,
@@ -101,7 +102,7 @@ def commit_container(container, body):
 
 @bp.post("/images/pull")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     body=schemas.pull_request,
     response=schemas.pull_result,
     errors=(403, 404, 502),
@@ -136,7 +137,7 @@ def pull_image(body):
 
 @bp.delete("/images/<path:ref>")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     query=schemas.delete_query,
     response=schemas.delete_result,
     errors=(404,),
@@ -164,7 +165,7 @@ def delete_image(ref, query):
 
 @bp.post("/images/prune")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     body=schemas.prune_request,
     response=schemas.prune_result,
 )
@@ -189,7 +190,15 @@ def prune_images(body):
 
 
 @bp.get("/images/<path:ref>/layers")
-@operation(tags=["images"], response=schemas.layers, errors=(404,), path_params=REF)
+@operation(
+    tags=["images"],
+    response=schemas.layers,
+    errors=(404,),
+    path_params=REF,
+    response_headers=ETAG_DOC,
+    extra_responses=NOT_MODIFIED_DOC,
+)
+@cached(schemas.layers)
 def image_layers(ref):
     """The image's layers, base first: size, the step that made it, the images sharing it.
 
@@ -200,7 +209,14 @@ def image_layers(ref):
 
 
 @bp.get("/usage")
-@operation(tags=["images"], query=schemas.usage_query, response=schemas.usage)
+@operation(
+    tags=["images"],
+    query=schemas.usage_query,
+    response=schemas.usage,
+    response_headers=ETAG_DOC,
+    extra_responses=NOT_MODIFIED_DOC,
+)
+@cached(schemas.usage)
 def usage(query):
     """What the images really cost on disk: apparent versus actual size.
 

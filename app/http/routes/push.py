@@ -29,7 +29,7 @@ bp = Blueprint("push", __name__)
 
 @bp.post("/images/<path:ref>/push")
 @operation(
-    tags=["images"],
+    tags=["lifecycle"],
     body=schemas.push_request,
     response=schemas.push_result,
     errors=(400, 403, 404, 502),

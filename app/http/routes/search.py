@@ -18,7 +18,8 @@ bp = Blueprint("search", __name__)
 
 @bp.get("/search")
 @operation(
-    tags=["search"],
+    operation_id="search_images",
+    tags=["registries"],
     query=schemas.search_query,
     response=schemas.search_results,
     errors=(403, 502),

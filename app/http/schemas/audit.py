@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.http.schemas.common import Timestamp
+
 
 class AuditQuerySchema(Schema):
     since = fields.AwareDateTime(
@@ -21,7 +23,7 @@ class AuditQuerySchema(Schema):
 
 
 class AuditRecordSchema(Schema):
-    time = fields.String()
+    time = Timestamp()
     request_id = fields.String()
     token = fields.String(metadata={"description": "The token's name (never the token)."})
     operation = fields.String(
@@ -32,7 +34,8 @@ class AuditRecordSchema(Schema):
     route = fields.String(allow_none=True, metadata={"description": "The route's rule."})
     engine = fields.String(allow_none=True)
     engines = fields.List(
-        fields.String(), metadata={"description": "Every engine a distribution touches."}
+        fields.String(),
+        metadata={"description": "Every engine a distribution touches.", "optional": True},
     )
     target = fields.String(allow_none=True, metadata={"description": "Reference or container."})
     status = fields.Integer(metadata={"description": "HTTP status the call ended with."})

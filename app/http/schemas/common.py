@@ -32,9 +32,14 @@ class ProblemSchema(Schema):
     code = fields.String(
         metadata={"description": "Stable machine-readable code, e.g. IMAGE_NOT_FOUND."}
     )
-    request_id = fields.String(metadata={"description": "The request's X-Request-Id."})
+    request_id = fields.String(
+        metadata={"description": "The request's X-Request-Id.", "optional": True}
+    )
     errors = fields.Dict(
-        metadata={"description": "Field-level validation messages, by field name."}
+        metadata={
+            "description": "Field-level validation messages, by field name.",
+            "optional": True,
+        }
     )
 
 
@@ -70,6 +75,11 @@ def Repository(**kwargs) -> fields.String:  # noqa: N802
         validate=_check(validate_repository),
         **_documented(kwargs, pattern=NAME_PATTERN, maxLength=REFERENCE_MAX),
     )
+
+
+def Timestamp(**kwargs) -> fields.String:  # noqa: N802
+    """An RFC 3339 time, as ``app.domain.times`` writes it (``format: date-time``)."""
+    return fields.String(**_documented(kwargs, format="date-time"))
 
 
 def Tag(**kwargs) -> fields.String:  # noqa: N802

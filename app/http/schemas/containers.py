@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from app.http.schemas.common import Timestamp
+
 
 class ContainerListQuerySchema(Schema):
     all = fields.Boolean(
@@ -18,7 +20,7 @@ class ContainerSummarySchema(Schema):
     image_id = fields.String()
     status = fields.String(metadata={"description": "Human status, e.g. 'Up 2 minutes'."})
     state = fields.String(metadata={"description": "created, running, paused, exited, ..."})
-    created = fields.String()
+    created = Timestamp()
 
 
 class ContainerListSchema(Schema):

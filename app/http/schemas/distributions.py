@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app.domain.references import InvalidReference, without_digest
 from app.engine.pool import ENGINE_NAME
-from app.http.schemas.common import ImageRef
+from app.http.schemas.common import ImageRef, Timestamp
 from app.jobs import STATES
 from app.services.distribution import ROW_STATES, VIA_REGISTRY, VIA_STREAM
 
@@ -121,8 +121,8 @@ class DistributionRowSchema(Schema):
     duration = fields.Float(
         allow_none=True, metadata={"description": "Seconds from its start to its end."}
     )
-    started = fields.String(allow_none=True, metadata={"description": "RFC 3339."})
-    finished = fields.String(allow_none=True, metadata={"description": "RFC 3339."})
+    started = Timestamp(allow_none=True)
+    finished = Timestamp(allow_none=True)
     error = fields.Dict(
         allow_none=True,
         metadata={"description": "Why it failed: a problem document (`code`, `detail`)."},
@@ -158,9 +158,9 @@ class DistributionSchema(Schema):
         },
     )
     owner = fields.String(metadata={"description": "Name of the token that started it."})
-    created = fields.String(metadata={"description": "RFC 3339."})
-    started = fields.String(allow_none=True)
-    finished = fields.String(allow_none=True)
+    created = Timestamp()
+    started = Timestamp(allow_none=True)
+    finished = Timestamp(allow_none=True)
     image = fields.String(allow_none=True, metadata={"description": "As the request named it."})
     image_id = fields.String(
         allow_none=True, metadata={"description": "The image's id on the source engine."}

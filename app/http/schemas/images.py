@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.domain.listing import SORTS
 from app.domain.references import LABEL_FILTER_PATTERN, REFERENCE_FILTER_PATTERN, REFERENCE_MAX
-from app.http.schemas.common import Repository, Tag
+from app.http.schemas.common import Repository, Tag, Timestamp
 
 _labels = {"keys": fields.String(), "values": fields.String()}
 
@@ -39,13 +40,28 @@ class ImageListQuerySchema(Schema):
         load_default=False,
         metadata={"description": "Include intermediate images (as `docker images -a`)."},
     )
+    sort = fields.String(
+        validate=validate.OneOf(SORTS),
+        metadata={
+            "description": "Order by created, size or name (the smallest tag), '-' first for "
+            "descending; ties by id. Default: newest first."
+        },
+    )
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "At most this many images; the Link header names the next page."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=2048),
+        metadata={"description": "Where the page starts: the opaque value of a Link rel=next."},
+    )
 
 
 class ImageSummarySchema(Schema):
     id = fields.String(metadata={"description": "Image id (sha256:...)."})
     repo_tags = fields.List(fields.String())
     repo_digests = fields.List(fields.String())
-    created = fields.String(metadata={"description": "RFC 3339 creation time."})
+    created = Timestamp(metadata={"description": "Creation time."})
     size = fields.Integer(metadata={"description": "Size in bytes, shared layers included."})
     labels = fields.Dict(**_labels)
     containers = fields.Integer(metadata={"description": "Containers (any state) using it."})
@@ -71,7 +87,7 @@ class ImageDetailsSchema(Schema):
     repo_tags = fields.List(fields.String())
     repo_digests = fields.List(fields.String())
     parent = fields.String(allow_none=True)
-    created = fields.String(allow_none=True)
+    created = Timestamp(allow_none=True)
     author = fields.String()
     comment = fields.String()
     size = fields.Integer()
@@ -87,7 +103,7 @@ class HistoryEntrySchema(Schema):
     id = fields.String(
         allow_none=True, metadata={"description": "Image id of the step, null if not local."}
     )
-    created = fields.String(allow_none=True)
+    created = Timestamp(allow_none=True)
     created_by = fields.String()
     size = fields.Integer()
     comment = fields.String()

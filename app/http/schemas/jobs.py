@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.http.schemas.common import ProblemSchema, Timestamp
 from app.jobs import STATES
 
 KINDS = ("pull", "push", "load", "distribution")
@@ -30,20 +31,29 @@ class JobProgressSchema(Schema):
     total = fields.Integer(metadata={"description": "Bytes known so far, over all layers."})
 
 
+class ProblemField(fields.Nested):
+    """A problem document as it was recorded, extension members included; documented as
+    ``Problem``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(ProblemSchema, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
 class JobSchema(Schema):
     id = fields.String()
-    kind = fields.String(metadata={"description": "pull, push, load or distribution."})
-    state = fields.String(
-        metadata={"description": "queued, running, succeeded, failed or cancelled."}
-    )
+    kind = fields.String(metadata={"description": "What the job does.", "enum": list(KINDS)})
+    state = fields.String(metadata={"description": "Where it stands.", "enum": list(STATES)})
     target = fields.String(
         allow_none=True, metadata={"description": "The image reference the job works on."}
     )
     engine = fields.String(allow_none=True, metadata={"description": "The engine it runs on."})
     owner = fields.String(metadata={"description": "Name of the token that started it."})
-    created = fields.String(metadata={"description": "RFC 3339."})
-    started = fields.String(allow_none=True)
-    finished = fields.String(allow_none=True)
+    created = Timestamp()
+    started = Timestamp(allow_none=True)
+    finished = Timestamp(allow_none=True)
     progress = fields.Nested(JobProgressSchema)
     result = fields.Dict(
         allow_none=True,
@@ -51,7 +61,7 @@ class JobSchema(Schema):
             "description": "On success: what the synchronous call answers (e.g. a push result)."
         },
     )
-    error = fields.Dict(
+    error = ProblemField(
         allow_none=True,
         metadata={
             "description": "On failure or cancellation: a problem document (`code` "

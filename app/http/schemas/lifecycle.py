@@ -15,7 +15,7 @@ from app.domain.references import (
     is_image_id,
     parse_reference,
 )
-from app.http.schemas.common import ProblemSchema, Repository, Tag
+from app.http.schemas.common import ProblemSchema, Repository, Tag, Timestamp
 
 _OS = (
     "aix|android|darwin|dragonfly|freebsd|illumos|ios|js|linux|netbsd|openbsd|plan9|solaris|windows"
@@ -228,7 +228,10 @@ class PruneResultSchema(Schema):
     dry_run = fields.Boolean()
     skipped = fields.List(
         fields.Nested(SkippedImageSchema),
-        metadata={"description": "dry_run: candidates the engine would keep, and why."},
+        metadata={
+            "description": "dry_run only: candidates the engine would keep, and why.",
+            "optional": True,
+        },
     )
 
 
@@ -249,7 +252,7 @@ class LayerSchema(Schema):
     size = fields.Integer(
         allow_none=True, metadata={"description": "Bytes on disk; null if the engine cannot say."}
     )
-    created = fields.String(allow_none=True)
+    created = Timestamp(allow_none=True)
     created_by = fields.String(allow_none=True, metadata={"description": "The step's command."})
     comment = fields.String(allow_none=True, metadata={"description": "The step's message."})
     author = fields.String(
@@ -260,7 +263,13 @@ class LayerSchema(Schema):
     )
     shared_with = fields.List(
         fields.Nested(SharingImageSchema),
-        metadata={"description": "Other local images holding this very layer."},
+        metadata={
+            "description": "Other local images holding this very layer: at most 50, tagged "
+            "ones first (`shared_count` counts them all)."
+        },
+    )
+    shared_count = fields.Integer(
+        metadata={"description": "How many other local images hold this very layer."}
     )
 
 

@@ -1,0 +1,186 @@
+"""What app.server.worker relies on in the pinned gunicorn: fails loudly when an upgrade
+changes it (names, signatures, who calls what, what the parser reads from)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import socket
+import time
+from pathlib import Path
+
+import gunicorn
+import pytest
+from gunicorn import http
+from gunicorn import sock as gunicorn_sock
+from gunicorn.config import Config
+from gunicorn.http.unreader import SocketUnreader, Unreader
+from gunicorn.workers import gthread
+
+from app.server import worker as worker_module
+from app.server.worker import BerthWorker, ClientStalled, TimedUnreader, head_is_whole
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_gunicorn_is_the_pinned_version():
+    pinned = [
+        line.split("==", 1)[1].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("gunicorn==")
+    ]
+    assert pinned == [gunicorn.__version__]
+
+
+def test_the_methods_the_worker_overrides_keep_their_names_and_signatures():
+    worker = gthread.ThreadWorker
+    assert _parameters(worker.enqueue_req) == ["self", "conn"]
+    assert _parameters(worker.murder_pending) == ["self"]
+    assert _parameters(worker.handle_request) == ["self", "req", "conn"]
+    assert _parameters(worker.handle_exit) == ["self", "sig", "frame"]
+    assert _parameters(worker.init_process) == ["self"]
+    assert _parameters(worker.run) == ["self"]
+    assert _parameters(worker.check_config) == ["cfg", "log"]  # a classmethod
+    assert _parameters(gthread.TConn.__init__) == ["self", "cfg", "sock", "client", "server"]
+    assert _parameters(SocketUnreader.chunk) == ["self", "size_hint"]
+    assert _parameters(Unreader.take_buffered) == ["self"]
+    assert _parameters(Unreader.unread) == ["self", "data"]
+    assert _parameters(http.get_parser)[:3] == ["cfg", "source", "source_addr"]
+    assert _parameters(gunicorn_sock.ssl_context) == ["conf"]
+    for name in ("enqueue_req", "murder_pending", "handle_request", "check_config"):
+        assert name in vars(BerthWorker), name  # still overridden here
+
+
+def test_every_way_a_request_reaches_a_thread_goes_through_enqueue_req():
+    # New connections, kept-alive ones that became readable, and requests read ahead.
+    for method in ("accept", "on_client_socket_readable", "finish_request"):
+        source = inspect.getsource(getattr(gthread.ThreadWorker, method))
+        assert "self.enqueue_req(conn)" in source, method
+    submitting = [
+        name
+        for name, member in vars(gthread.ThreadWorker).items()
+        if callable(member) and "tpool.submit" in inspect.getsource(member)
+    ]
+    assert submitting == ["enqueue_req"]
+    # The loop expires waiting connections at every turn, while serving and while stopping.
+    assert inspect.getsource(gthread.ThreadWorker.run).count("self.murder_pending()") == 2
+    # A thread does not wait for a first byte on a connection marked ready.
+    assert "not conn.data_ready" in inspect.getsource(gthread.ThreadWorker.handle)
+    # The worker counts its connections in nr_conns: one accepted adds one, a closed one takes
+    # one off (a head dropped by the loop is taken off here).
+    assert "self.nr_conns += 1" in inspect.getsource(gthread.ThreadWorker.accept)
+    assert "self.nr_conns -= 1" in inspect.getsource(gthread.ThreadWorker.finish_request)
+
+
+def _assigned_attributes_of_gunicorn(source: str) -> list[str]:
+    """``name.attr = ...`` (or ``setattr(name, ...)``) in ``source`` where ``name`` is gunicorn."""
+    tree = ast.parse(source)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gunicorn"):
+            names |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {
+                (alias.asname or alias.name).split(".")[0]
+                for alias in node.names
+                if alias.name.startswith("gunicorn")
+            }
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr":
+            targets = node.args[:1]
+        for target in targets:
+            root = target.value if isinstance(target, ast.Attribute) else target
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in names and target is not root:
+                found.append(ast.unparse(target))
+            elif isinstance(node, ast.Call) and isinstance(root, ast.Name) and root.id in names:
+                found.append(ast.unparse(node))
+    return found
+
+
+def test_berth_replaces_nothing_in_gunicorns_modules():
+    # Berth subclasses gthread and overrides its methods; gunicorn's globals stay its own.
+    for path in (Path(worker_module.__file__), ROOT / "gunicorn.conf.py"):
+        assert _assigned_attributes_of_gunicorn(path.read_text()) == [], path
+    # The check itself finds such replacements.
+    replacing = "from gunicorn.http import wsgi\nimport gunicorn.util\nwsgi.Response = object\n"
+    replacing += "gunicorn.util.close = None\nsetattr(wsgi, 'create', None)\n"
+    assert _assigned_attributes_of_gunicorn(replacing) == [
+        "wsgi.Response",
+        "gunicorn.util.close",
+        "setattr(wsgi, 'create', None)",
+    ]
+
+
+def test_a_connection_with_a_parser_is_not_wrapped_again_by_its_thread():
+    cfg = Config()
+    cfg.set("certfile", "cert.pem")  # is_ssl: init() would wrap a connection without parser
+    cfg.set("keyfile", "key.pem")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = gthread.TConn(cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        parser = http.get_parser(cfg, ours, ("127.0.0.1", 1))
+        conn.parser = parser
+        conn.init()
+        assert conn.parser is parser and conn.sock is ours and conn.initialized
+
+
+def test_the_parser_reads_the_head_and_body_through_its_unreader():
+    cfg = Config()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        parser = http.get_parser(cfg, ours, ("127.0.0.1", 1))
+        parser.unreader = TimedUnreader(ours, body_timeout=0.5)
+        parser.unreader.unread(b"POST /x HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\nabc")
+        request = next(parser)
+        assert request.path == "/x"
+        theirs.sendall(b"defg")  # then nothing: three bytes short
+        started = time.monotonic()
+        with pytest.raises(ClientStalled):  # the read gives up after body_timeout
+            request.body.read(10)
+        assert time.monotonic() - started < 2
+        assert ours.gettimeout() is None  # the socket is left as the server had it
+        # gunicorn's keep-alive drain takes the stall for a failed drain: the connection closes.
+        assert parser.finish_body(deadline=time.monotonic() + 5) is False
+
+
+def test_a_head_read_in_a_thread_stops_at_its_deadline():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        unreader = TimedUnreader(ours, body_timeout=60)
+        unreader.deadline = time.monotonic() + 0.3
+        started = time.monotonic()
+        with pytest.raises(ClientStalled):
+            unreader.read()
+        assert time.monotonic() - started < 2
+
+
+def test_a_head_is_whole_at_its_empty_line_or_when_the_parser_would_refuse_it():
+    assert not head_is_whole(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    assert not head_is_whole(b"GET / HTTP/1.1\r\nHost: x\r\n\r")
+    assert head_is_whole(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head_is_whole(b"GET / HTTP/1.1\r\n\r\nbody")
+    assert head_is_whole(b"GET / HTTP/1.1\nHost: x")  # a bare LF: the parser refuses it
+
+
+def test_the_worker_refuses_http2_and_other_protocols():
+    cfg = Config()
+    cfg.set("http_protocols", "h2,h1")
+    with pytest.raises(RuntimeError, match="HTTP/1.1 only"):
+        BerthWorker.check_config(cfg, _Log())
+
+
+class _Log:
+    def warning(self, *args) -> None:
+        pass
