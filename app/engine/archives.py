@@ -38,7 +38,7 @@ from app.observability.metrics import observe_engine_call
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
-class _SizedBody:
+class SizedBody:
     """An iterable request body of known length: sent with Content-Length, chunk by chunk.
 
     (``requests`` sends an iterable with chunked encoding unless it has a length.) A body that
@@ -56,8 +56,9 @@ class _SizedBody:
         return iter(self._chunks)
 
 
-def _body(chunks: Iterable[bytes], length: int | None) -> Iterable[bytes]:
-    return _SizedBody(chunks, length) if length else chunks
+def sized_body(chunks: Iterable[bytes], length: int | None) -> Iterable[bytes]:
+    """``chunks`` sent with Content-Length when ``length`` is known, else chunked."""
+    return SizedBody(chunks, length) if length else chunks
 
 
 def _raise_for_status(
@@ -214,7 +215,7 @@ class ArchivesMixin:
             response = docker_api.post(
                 api,
                 "/images/load",
-                data=_body(body, length),
+                data=sized_body(body, length),
                 params={"quiet": "1" if quiet else "0"},
                 headers={"Content-Type": "application/x-tar"},
                 stream=True,
@@ -246,7 +247,7 @@ class ArchivesMixin:
             response = docker_api.post(
                 api,
                 "/images/create",
-                data=_body(body, length),
+                data=sized_body(body, length),
                 params=params,
                 headers={"Content-Type": "application/tar"},
                 stream=True,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
+from app.engine.archives import sized_body
 from app.engine.base import EngineConnection, translate
 
 READ_BYTES = 1024 * 1024  # the most read at once; a chunk is handed out as soon as it arrives
@@ -51,20 +52,6 @@ class EngineAnswer:
     def close(self) -> None:
         """Close the connection (one read only in part is never reused)."""
         self.response.close()
-
-
-class _Sized:
-    """An iterable body of known length (``requests`` sends it with Content-Length)."""
-
-    def __init__(self, chunks: Iterable[bytes], length: int) -> None:
-        self._chunks = chunks
-        self._length = length
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
 
 
 class PassthroughMixin:
@@ -106,8 +93,8 @@ class PassthroughMixin:
         api = self.connection.api if quick else self.connection.stream_api
         url = api.base_url + path + ("?" + query if query else "")
         data: bytes | Iterable[bytes] | None = body
-        if body is not None and not isinstance(body, bytes) and length:
-            data = _Sized(body, length)
+        if body is not None and not isinstance(body, bytes):
+            data = sized_body(body, length)
         with translate():
             response = api.request(
                 method,

@@ -14,19 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 from playwright import sync_api
 
+from tests.support.browser import launch
 from tests.support.gunicorn import gunicorn_server
 from tests.support.tokens import TOKENS, token_entries
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TAG_ORDER = [
     "images",
     "lifecycle",
@@ -51,7 +42,7 @@ def page():
     if not shutil.which("chromium"):
         pytest.fail("chromium is not installed (scripts/harness.py installs it as root)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        browser = launch(playwright)
         try:
             yield browser.new_page()
         finally:

@@ -12,12 +12,11 @@ import pytest
 
 from app import create_app
 from app.http.accessors import services
+from tests.support.browser import launch
 from tests.support.gunicorn import free_port, gunicorn_server
 from tests.support.tokens import TOKENS, auth, token_entries
 
 PORTAL = "http://portal.example:8443"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 @pytest.fixture
@@ -134,7 +133,7 @@ def test_a_page_on_a_listed_origin_calls_berth_from_a_browser(harness, tmp_path,
         }
         with gunicorn_server(env, workers=1, tokens=token_entries()) as berth:
             with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+                browser = launch(playwright)
                 try:
                     page = browser.new_page()
                     page.goto(listed_page)

@@ -19,23 +19,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.browser import CHROMIUM, launch
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import ROOT
 from tests.support.images import unique
 from tests.support.registry import push_image
 from tests.support.tokens import TOKENS, harness_registries, token_entries, token_realm
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "screenshots"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MANAGER = f"test-manager-{secrets.token_hex(12)}"
 
 
@@ -61,7 +52,7 @@ def browser():
         pytest.skip("no /usr/bin/chromium (Debian package chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        launched = launch(playwright)
         yield launched
         launched.close()
 
