@@ -75,3 +75,8 @@ def page(
         return ordered, None
     chosen = ordered[:limit]
     return chosen, encode_cursor(sort, key(chosen[-1]))
+
+
+def next_link_header(url: str) -> dict[str, str]:
+    """The ``Link`` header naming ``url`` as the next page (RFC 8288), as registries send it."""
+    return {"Link": f'<{url}>; rel="next"'}

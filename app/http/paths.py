@@ -99,3 +99,12 @@ def allowed_methods(path: str, candidates: set[str]) -> list[str]:
             continue
         allowed.append(method)
     return allowed
+
+
+# The ``Link`` response header of a paged list, as operations document it.
+LINK_NEXT_DOC = {
+    "Link": {
+        "schema": {"type": "string"},
+        "description": 'The next page, `<path>; rel="next"` (absent on the last page).',
+    }
+}

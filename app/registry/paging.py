@@ -11,6 +11,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlencode
 
+from app.domain.listing import next_link_header
+
 MAX_CATALOG_PAGES = 50
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 
@@ -94,7 +96,7 @@ def next_page(
         return None, {}
     pairs = [(k, v) for k, v in {**params, "last": last}.items() if v not in (None, "")]
     link = f"{base}?{urlencode(pairs)}" if pairs else base
-    return link, {"Link": f'<{link}>; rel="next"'}
+    return link, next_link_header(link)
 
 
 def next_link(header: str | None) -> str | None:

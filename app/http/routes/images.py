@@ -17,18 +17,10 @@ from app.errors import ValidationFailed
 from app.http.accessors import get_engine
 from app.http.cached_reads import ETAG_DOC, NOT_MODIFIED_DOC, cached
 from app.http.operation import operation
-from app.http.paths import REF
+from app.http.paths import LINK_NEXT_DOC, REF
 from app.http.schemas import images as schemas
 
 bp = Blueprint("images", __name__)
-
-
-LINK_DOC = {
-    "Link": {
-        "description": 'The next page, as <url>; rel="next" (absent on the last page).',
-        "schema": {"type": "string"},
-    }
-}
 
 
 @bp.get("/images")
@@ -36,7 +28,7 @@ LINK_DOC = {
     tags=["images"],
     query=schemas.image_list_query,
     response=schemas.image_list,
-    response_headers={**ETAG_DOC, **LINK_DOC},
+    response_headers={**ETAG_DOC, **LINK_NEXT_DOC},
     extra_responses=NOT_MODIFIED_DOC,
 )
 @cached(schemas.image_list)
@@ -59,7 +51,7 @@ def list_images(query):
     if following is not None:
         args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
         url = request.path + "?" + urlencode([*args, ("cursor", following)])
-        headers["Link"] = f'<{url}>; rel="next"'
+        headers.update(listing.next_link_header(url))
     return {"images": chosen}, headers
 
 

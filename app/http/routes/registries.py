@@ -14,6 +14,7 @@ from urllib.parse import quote
 from flask import Blueprint
 
 from app.http.operation import operation
+from app.http.paths import LINK_NEXT_DOC
 from app.http.registry_access import REGISTRY_AUTH_HEADER, REGISTRY_RESPONSES, registry_client
 from app.http.schemas import registries as schemas
 from app.registry.paging import next_page
@@ -21,12 +22,6 @@ from app.services import registries as service
 
 bp = Blueprint("registries", __name__)
 
-LINK_HEADER = {
-    "Link": {
-        "schema": {"type": "string"},
-        "description": 'The next page, `<path>; rel="next"` (absent on the last page).',
-    }
-}
 PATH = {
     "registry": "Registry `host` or `host:port`, e.g. `registry.example.com:5000`.",
     "name": "Repository name inside the registry, e.g. `team/app`.",
@@ -48,7 +43,7 @@ def _repositories_path(registry: str) -> str:
     engine=False,
     path_params=PATH,
     headers=REGISTRY_AUTH_HEADER,
-    response_headers=LINK_HEADER,
+    response_headers=LINK_NEXT_DOC,
     extra_responses=REGISTRY_RESPONSES,
 )
 def list_repositories(registry, query):
@@ -78,7 +73,7 @@ def list_repositories(registry, query):
     engine=False,
     path_params=PATH,
     headers=REGISTRY_AUTH_HEADER,
-    response_headers=LINK_HEADER,
+    response_headers=LINK_NEXT_DOC,
     extra_responses=REGISTRY_RESPONSES,
 )
 def list_tags(registry, name, query):
