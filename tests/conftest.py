@@ -26,6 +26,7 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
+
 @pytest.fixture(scope="session")
 def harness():
     state = load_state()

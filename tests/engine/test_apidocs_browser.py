@@ -8,14 +8,13 @@ in reading order, and work: authorize with a token, run one call.
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlsplit
 
 import pytest
-from playwright import sync_api
 
 from tests.support.browser import launch
 from tests.support.gunicorn import gunicorn_server
+from tests.support.needs import need_browser
 from tests.support.tokens import TOKENS, token_entries
 
 TAG_ORDER = [
@@ -39,8 +38,7 @@ def server(harness, tmp_path):
 
 @pytest.fixture
 def page():
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed (scripts/harness.py installs it as root)")
+    sync_api = need_browser()
     with sync_api.sync_playwright() as playwright:
         browser = launch(playwright)
         try:

@@ -18,6 +18,7 @@ import urllib3.exceptions
 from tests.support.gunicorn import gunicorn_server, wait_for
 from tests.support.harness import harness_module, load_state
 from tests.support.images import blob_image, unique
+from tests.support.needs import need
 from tests.support.tokens import TOKENS, token_entries
 
 BIG_MIB = 96
@@ -201,8 +202,7 @@ def test_chunked_and_curl_uploads_load_through_gunicorn(server, docker_client, b
     assert loaded.json() == {"loaded": [ref], "ids": [image_id]}
 
     curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("no curl")
+    need(curl is not None, "no curl")
     docker_client.api.remove_image(image_id, force=True)
     result = subprocess.run(
         [curl, "-sS", "-T", "-", "-X", "POST", "-H", f"Authorization: {WRITE['Authorization']}",

@@ -25,6 +25,7 @@ from app.domain.tar_framing import parse_load_messages
 from app.errors import TooManyJobs
 from app.http.accessors import services
 from app.jobs.pool import JobPool
+from tests.support.needs import need_engines
 from tests.support.silent_registry import SilentRegistry
 
 DEEP = 50_000
@@ -196,12 +197,14 @@ def _async_pull(client, headers, reference):
     )
 
 
-def _job_threads() -> list[str]:
-    return [
-        t.name
+def _job_threads() -> set[threading.Thread]:
+    """The job threads alive now (every app's pool names its threads alike: compared by
+    identity)."""
+    return {
+        t
         for t in threading.enumerate()
         if t.name.startswith("berth-job-") and t.name != "berth-job-monitor"
-    ]
+    }
 
 
 def test_queued_jobs_are_bounded_and_hold_no_thread(app_allowing, config, headers):
@@ -210,13 +213,13 @@ def test_queued_jobs_are_bounded_and_hold_no_thread(app_allowing, config, header
     with SilentRegistry() as silent:
         app = app_allowing(silent.address)
         client = app.test_client()
-        earlier = set(_job_threads())  # other apps' idle job threads, ending on their own
+        earlier = _job_threads()  # other apps' idle job threads, ending on their own
         locations = []
         for i in range(40):
             response = _async_pull(client, headers, f"{silent.address}/bounded/app{i}:1")
             assert response.status_code == 202, response.get_data()[:300]
             locations.append(response.headers["Location"])
-        assert len(set(_job_threads()) - earlier) == 1  # one runs; 39 wait without a thread
+        assert len(_job_threads() - earlier) == 1  # one runs; 39 wait without a thread
 
         refused = _async_pull(client, headers, f"{silent.address}/bounded/over:1")
         assert refused.status_code == 429
@@ -322,9 +325,8 @@ def test_the_library_internals_cancellation_relies_on_are_there(tmp_path):
 
 
 def test_cancel_during_a_distribution_push_handshake_stops_it(harness, config, headers, images):
-    engines = harness.get("engines") or {}
-    if not {"fleet-1", "fleet-2"} <= set(engines):
-        pytest.skip("the harness has no fleet engines (start it with --engines 2)")
+    need_engines(harness, "fleet-1", "fleet-2")
+    engines = harness["engines"]
     _, ref = images.image("echo distributed > /marker")
     with SilentRegistry() as silent:
         app = create_app(

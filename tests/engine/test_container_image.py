@@ -25,6 +25,7 @@ import requests
 from scripts.healthcheck import health_url
 from tests.support.gunicorn import free_port
 from tests.support.harness import ROOT
+from tests.support.needs import need
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +35,6 @@ SINK_PROXY = "http://127.0.0.1:9"  # what the suite sets so that tests reach loo
 SLOW_CLIENTS = 50
 TRICKLE_SECONDS = 2.0  # one header line per connection this often
 SLOW_TEST_SECONDS = 12.0  # longer than the header deadline, so every slow client is dropped
-
-
-def need(ok: bool, reason: str) -> None:
-    """Skip when something this test needs is missing here; under CI=true that is a failure."""
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} -- CI must build and test the container image", pytrace=False)
-    pytest.skip(reason)
 
 
 def tooling_env(**extra: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from app import create_app
 from app.http.accessors import services
 from tests.support.browser import launch
 from tests.support.gunicorn import free_port, gunicorn_server
+from tests.support.needs import need_browser
 from tests.support.tokens import TOKENS, auth, token_entries
 
 PORTAL = "http://portal.example:8443"
@@ -121,9 +121,7 @@ def page_server() -> Iterator[str]:
 
 
 def test_a_page_on_a_listed_origin_calls_berth_from_a_browser(harness, tmp_path, images):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed (scripts/harness.py installs it as root)")
+    sync_api = need_browser()
     images.image("true")
     with page_server() as listed_page, page_server() as other_page:
         env = {

@@ -28,6 +28,7 @@ from app.services.distribution import (
 )
 from tests.support.harness import harness_module
 from tests.support.images import unique
+from tests.support.needs import need_engines
 from tests.support.registry import registry_auth_header
 from tests.support.stall_proxy import StallingProxy
 
@@ -40,9 +41,8 @@ TIMEOUT = 120
 @pytest.fixture
 def fleet(harness):
     """docker-py clients on fleet-1 and fleet-2; what the test put there is removed after."""
-    engines = harness.get("engines") or {}
-    if not all(name in engines for name in FLEET):
-        pytest.skip("the harness has no fleet engines (start it with --engines 2)")
+    need_engines(harness, *FLEET)
+    engines = harness["engines"]
     clients = {
         name: docker.DockerClient(base_url=engines[name]["docker_host"], timeout=60)
         for name in FLEET

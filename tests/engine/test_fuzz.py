@@ -34,6 +34,8 @@ MAX_EXAMPLES = int(os.environ.get("BERTH_FUZZ_EXAMPLES", "25"))
 FUZZ_ENGINE = "fleet-3"
 _state = load_state()
 if _state is None or FUZZ_ENGINE not in _state.get("engines", {}):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"no test harness with a {FUZZ_ENGINE} engine -- CI must fuzz", pytrace=False)
     pytest.skip(f"no test harness with a {FUZZ_ENGINE} engine", allow_module_level=True)
 
 

@@ -21,6 +21,7 @@ from app.registry.policy import OutboundPolicy, allowed, is_public, parse_rules,
 from app.registry.tokens import token_answer
 from app.registry.transport import Answer
 from tests.support.fake_registry import SECRET_PAGE, FakeRegistry, Listener, closed_port
+from tests.support.needs import need_engines
 from tests.support.tokens import token_realm
 
 PUBLIC = parse_rules([])
@@ -290,8 +291,7 @@ def test_push_to_an_unlisted_port_is_refused_and_tags_nothing(
 def test_distribution_via_an_unlisted_registry_is_refused_before_a_job(
     harness, config, headers, base_image
 ):
-    if "fleet-1" not in harness.get("engines", {}):
-        pytest.skip("needs the harness's fleet-1 engine")
+    need_engines(harness, "fleet-1")
     app = create_app(
         {
             **config,

@@ -9,9 +9,7 @@ docs/screenshots/: `make test PYTEST_ARGS="-k ui_browser"` regenerates them.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import tarfile
 import time
 import urllib.request
@@ -19,10 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.browser import CHROMIUM, launch
+from tests.support.browser import launch
 from tests.support.gunicorn import gunicorn_server
 from tests.support.harness import ROOT
 from tests.support.images import unique
+from tests.support.needs import need_browser
 from tests.support.registry import push_image
 from tests.support.tokens import TOKENS, harness_registries, token_entries, token_realm
 
@@ -46,11 +45,7 @@ def server(harness, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed: scripts/harness.py installs it", pytrace=False)
-        pytest.skip("no /usr/bin/chromium (Debian package chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_browser()
     with sync_api.sync_playwright() as playwright:
         launched = launch(playwright)
         yield launched
