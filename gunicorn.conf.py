@@ -82,7 +82,7 @@ def post_worker_init(worker):
     # Last-Event-ID finds the same buffered events whichever worker it reaches.
     from app.http.accessors import services
 
-    found = services(worker.wsgi)
+    found = services(getattr(worker.wsgi, "__wrapped__", worker.wsgi))  # Berth's worker wraps it
     if found.events is not None and found.events.capacity:
         found.events.hub.follow(found.engines.names)
 

@@ -106,6 +106,11 @@ class ImageStore:
             image = self.images.get(container.image_id)
             if image is not None:
                 self._container_chains.update(image.chain)
+        # How many images in the store hold each layer (chain id).
+        self._holders: dict[str, int] = {}
+        for image in self.images.values():
+            for chain_id in set(image.chain):
+                self._holders[chain_id] = self._holders.get(chain_id, 0) + 1
 
     # queries
 
@@ -147,11 +152,10 @@ class ImageStore:
     def _remove(self, image_id: str) -> None:
         image = self.images.pop(image_id)
         self.outcome.deleted.append(image_id)
-        held = set(self._container_chains)
-        for other in self.images.values():
-            held.update(other.chain)
+        for chain_id in set(image.chain):
+            self._holders[chain_id] -= 1
         for chain_id in reversed(image.chain):
-            if chain_id in held:
+            if self._holders[chain_id] > 0 or chain_id in self._container_chains:
                 break  # the layers below are held too (a layer holds its parent)
             self.outcome.deleted_layers.append(chain_id)
 

@@ -2,19 +2,28 @@
 
 ``ImageFactsMixin`` reads the image store and containers into ``app.domain.deletion``'s snapshot
 and keeps what cannot change about an image id (its layers, history, labels) in a bounded cache:
-an id is the digest of the image's config.
+an id is the digest of the image's config. A cold cache is filled in one go where the engine is
+on a unix socket (``app.engine.pipelined``), one inspect at a time otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from app.domain.deletion import StoredContainer, StoredImage
 from app.domain.layers import chain_ids, layer_sizes
 from app.domain.prune_filters import rfc3339_ns
+from app.engine import docker_api
 from app.engine.base import EngineConnection, rfc3339, translate
+from app.engine.pipelined import PipelineError, get_json_many
 from app.errors import BerthError
+from app.observability.metrics import observe_engine_call
+
+log = logging.getLogger("berth.engine")
 
 _CACHE_LIMIT = 20000
 
@@ -76,15 +85,7 @@ class ImageFactsMixin:
             if e.status == 404:
                 return None
             raise
-        config = raw.get("Config") or {}
-        facts = {
-            "diff_ids": list((raw.get("RootFS") or {}).get("Layers") or []),
-            "created_ns": rfc3339_ns(raw.get("Created")),
-            "author": raw.get("Author") or "",
-            "labels": config.get("Labels") or {},
-            "size": int(raw.get("Size") or 0),
-        }
-        return self._facts_cache.put("facts", raw["Id"], facts)
+        return self._facts_cache.put("facts", raw["Id"], facts_of(raw))
 
     def _image_steps(self, image_id: str) -> list[dict[str, Any]]:
         """The image's history, oldest step first, without the (changeable) step image ids."""
@@ -93,16 +94,31 @@ class ImageFactsMixin:
             return cached
         with translate("image", image_id):
             raw = self.connection.api.history(image_id)
-        steps = [
-            {
-                "created": rfc3339(item.get("Created")),
-                "created_by": item.get("CreatedBy") or "",
-                "comment": item.get("Comment") or "",
-                "size": int(item.get("Size") or 0),
-            }
-            for item in reversed(raw)
-        ]
-        return self._facts_cache.put("steps", image_id, steps)
+        return self._facts_cache.put("steps", image_id, steps_of(raw))
+
+    def _prefetch(self, kind: str, image_ids: list[str]) -> None:
+        """Fill the cache's ``kind`` ("facts" or "steps") for ``image_ids`` in one go, where the
+        engine is on a unix socket; what is left is read one at a time when asked for."""
+        missing = [i for i in dict.fromkeys(image_ids) if self._facts_cache.get(kind, i) is None]
+        socket_path = self.connection.unix_socket
+        if len(missing) < 2 or socket_path is None:
+            return
+        api = self.connection.api
+        template = "/images/{0}/json" if kind == "facts" else "/images/{0}/history"
+        prefix, _, suffix = urlsplit(docker_api.url(api, template, "-")).path.rpartition("/-/")
+        paths = [f"{prefix}/{quote(i, safe=':')}/{suffix}" for i in missing]
+        started = time.perf_counter()
+        try:
+            answers = get_json_many(socket_path, paths, api.headers["User-Agent"], api.timeout)
+        except (OSError, PipelineError) as e:
+            log.warning("pipelined %s reads failed, reading one at a time: %s", kind, e)
+            return
+        finally:
+            observe_engine_call("GET", template, time.perf_counter() - started)
+        convert = facts_of if kind == "facts" else steps_of
+        for image_id, (status, body) in zip(missing, answers, strict=True):
+            if status == 200 and body:
+                self._facts_cache.put(kind, image_id, convert(body))
 
     def _all_images(self) -> list[dict[str, Any]]:
         with translate():
@@ -121,10 +137,17 @@ class ImageFactsMixin:
             for c in raw
         ]
 
-    def _snapshot(self, with_layers: bool) -> tuple[list[StoredImage], list[StoredContainer]]:
-        """The image store and containers as the deletion rules see them."""
+    def _snapshot(
+        self, with_layers: bool, listing: list[dict[str, Any]] | None = None
+    ) -> tuple[list[StoredImage], list[StoredContainer]]:
+        """The image store (``listing``: an ``images(all=True)`` just taken) and containers
+        as the deletion rules see them."""
         images: list[StoredImage] = []
-        for item in self._all_images():
+        if listing is None:
+            listing = self._all_images()
+        if with_layers:
+            self._prefetch("facts", [item["Id"] for item in listing])
+        for item in listing:
             facts = self._image_facts(item["Id"]) if with_layers else None
             if with_layers and facts is None:
                 continue  # deleted meanwhile
@@ -146,9 +169,36 @@ class ImageFactsMixin:
     def _sizes_of(self, image_ids: list[str]) -> dict[str, int]:
         """Chain id → bytes for the layers of ``image_ids`` (from their history)."""
         sizes: dict[str, int] = {}
+        self._prefetch("facts", image_ids)
+        self._prefetch("steps", image_ids)
         for image_id in image_ids:
             facts = self._image_facts(image_id)
             if facts is None:
                 continue
             sizes.update(layer_sizes(facts["diff_ids"], self._image_steps(image_id)))
         return sizes
+
+
+def facts_of(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the layer accounting keeps of an image's inspect."""
+    config = raw.get("Config") or {}
+    return {
+        "diff_ids": list((raw.get("RootFS") or {}).get("Layers") or []),
+        "created_ns": rfc3339_ns(raw.get("Created")),
+        "author": raw.get("Author") or "",
+        "labels": config.get("Labels") or {},
+        "size": int(raw.get("Size") or 0),
+    }
+
+
+def steps_of(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An image's history, oldest step first, without the (changeable) step image ids."""
+    return [
+        {
+            "created": rfc3339(item.get("Created")),
+            "created_by": item.get("CreatedBy") or "",
+            "comment": item.get("Comment") or "",
+            "size": int(item.get("Size") or 0),
+        }
+        for item in reversed(raw)
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker.errors
@@ -38,6 +39,7 @@ class UsageMixin(ImageFactsMixin):
         listing = self._all_images()
         tags = {item["Id"]: repo_tags(item.get("RepoTags")) for item in listing}
         parents = {item["Id"]: item.get("ParentId") or None for item in listing}
+        self._prefetch("facts", list(tags))
         others = []
         for item in listing:
             facts = self._image_facts(item["Id"])
@@ -64,7 +66,13 @@ class UsageMixin(ImageFactsMixin):
     def usage(self, references: list[str] | None = None) -> dict[str, Any]:
         """Apparent, actual and shared bytes of the local images (or of those matching)."""
         if not references:
-            df = self._system_df()
+            # The engine's /system/df and the prune replay's reads, side by side.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                asked = pool.submit(self._system_df)
+                listing = self._all_images()
+                prunable = self._has_untagged_head(listing)
+                freed = self._prune_reclaimable(listing) if prunable else 0
+                df = asked.result()
             top = df.get("Images") or []
             totals = usage_from_df(top, int(df.get("LayersSize") or 0))
             # As GET /v1/images?dangling=true: untagged and used by no container (df counts them).
@@ -73,10 +81,12 @@ class UsageMixin(ImageFactsMixin):
                 for i in top
                 if not repo_tags(i.get("RepoTags")) and int(i.get("Containers") or 0) <= 0
             ]
-            reclaimable = self._prune_reclaimable() if self._has_untagged(top) else 0
+            reclaimable = freed
         else:
             with translate():
                 top = self.connection.api.images(filters={"reference": list(references)})
+            self._prefetch("facts", [item["Id"] for item in top])
+            self._prefetch("steps", [item["Id"] for item in top])
             chosen = []
             for item in top:
                 facts = self._image_facts(item["Id"])
@@ -117,14 +127,15 @@ class UsageMixin(ImageFactsMixin):
                 time.sleep(_DF_RETRY_DELAY)
 
     @staticmethod
-    def _has_untagged(top: list[dict[str, Any]]) -> bool:
+    def _has_untagged_head(listing: list[dict[str, Any]]) -> bool:
         """Whether a default prune could delete anything: it starts from a top-level image
-        without tags (its untagged parents can go only after it)."""
-        return any(not repo_tags(i.get("RepoTags")) for i in top)
+        (no child) without tags; its untagged parents can go only after it."""
+        parents = {i.get("ParentId") for i in listing if i.get("ParentId")}
+        return any(not repo_tags(i.get("RepoTags")) and i["Id"] not in parents for i in listing)
 
-    def _prune_reclaimable(self) -> int:
+    def _prune_reclaimable(self, listing: list[dict[str, Any]]) -> int:
         """Bytes a default prune (dangling images) would free now, by the deletion rules."""
-        images, containers = self._snapshot(with_layers=True)
+        images, containers = self._snapshot(with_layers=True, listing=listing)
         store = ImageStore(images, containers)
         store.prune(True, None, None)
         freed = self._sizes_of(store.outcome.deleted)

@@ -1,4 +1,5 @@
-"""Berth's gunicorn worker: gunicorn's ``gthread``, with request heads read by its loop.
+"""Berth's gunicorn worker: gunicorn's ``gthread``, with request heads read by its loop and
+responses sent in one write (``app.server.one_write``).
 
 gthread gives a new or kept-alive connection a thread as soon as its first byte arrives, and the
 thread then reads the request head with a blocking socket: a client sending a header line every
@@ -30,6 +31,7 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 from app.config import load_config
+from app.server.one_write import one_write_app
 
 HEAD_BYTES_MAX = 64 * 1024  # past this, the parser (bounded by the deadline) reads the rest
 _HEAD_READ = 64 * 1024
@@ -115,11 +117,16 @@ class BerthWorker(gthread.ThreadWorker):
         self._tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
         super().init_process()
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = one_write_app(self.wsgi)  # see app.server.one_write
+
     def handle_exit(self, sig: Any, frame: Any) -> None:
         super().handle_exit(sig, frame)
         # Event streams never end by themselves: end them, so a graceful stop need not wait
         # for graceful_timeout. A thread: the hub's lock is not for a signal handler.
-        found = getattr(getattr(self, "wsgi", None), "extensions", {}).get("berth.services")
+        application = getattr(getattr(self, "wsgi", None), "__wrapped__", None)
+        found = getattr(application, "extensions", {}).get("berth.services")
         if found is not None and found.events is not None:
             threading.Thread(target=found.events.hub.close, daemon=True).start()
 
@@ -142,7 +149,8 @@ class BerthWorker(gthread.ThreadWorker):
                     suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
                 )
                 head.handshaking = True
-            conn.sock.setblocking(False)
+            if conn.sock.gettimeout() != 0.0:  # a read-ahead comes from a thread, blocking
+                conn.sock.setblocking(False)
         except (OSError, ValueError):
             self._drop_head(conn)
             return

@@ -160,3 +160,33 @@ def test_usage_asked_at_once_by_several_workers_all_answer(config, base_image):
         assert [a.status_code for a in answers] == [200] * len(answers), [
             a.get_json() for a in answers if a.status_code != 200
         ]
+
+
+def test_facts_read_in_one_go_are_those_read_one_at_a_time(app, images, base_image):
+    # A cold cache is filled by pipelined reads on the engine's socket (app.engine.pipelined);
+    # what they keep must be exactly what one inspect and one history call at a time give.
+    from app.http.accessors import services
+
+    images.image("echo facts > /facts", repository=unique("facts"), tag="one")
+    together = services(app).engines.get()
+    listing = together._all_images()
+    ids = [item["Id"] for item in listing] + ["sha256:" + "0" * 64]  # one gone meanwhile
+    together._prefetch("facts", ids)
+    together._prefetch("steps", ids[:-1])
+    assert together._facts_cache.get("facts", ids[-1]) is None  # left to the one-at-a-time read
+    assert together._image_facts(ids[-1]) is None
+
+    fresh = create_app_like(app)
+    try:
+        one_by_one = services(fresh).engines.get()
+        for image_id in ids[:-1]:
+            assert together._facts_cache.get("facts", image_id) == one_by_one._image_facts(image_id)
+            assert together._facts_cache.get("steps", image_id) == one_by_one._image_steps(image_id)
+    finally:
+        services(fresh).engines.close()
+
+
+def create_app_like(app):
+    from app import create_app
+
+    return create_app(dict(app.config))

@@ -15,9 +15,12 @@ from gunicorn import http
 from gunicorn import sock as gunicorn_sock
 from gunicorn.config import Config
 from gunicorn.http.unreader import SocketUnreader, Unreader
-from gunicorn.workers import gthread
+from gunicorn.http import wsgi
+from gunicorn.workers import base, gthread
 
+from app.server import one_write
 from app.server import worker as worker_module
+from app.server.one_write import ONE_WRITE_MAX, OneWriteResponse, one_write_app
 from app.server.worker import BerthWorker, ClientStalled, TimedUnreader, head_is_whole
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +114,7 @@ def _assigned_attributes_of_gunicorn(source: str) -> list[str]:
 
 def test_berth_replaces_nothing_in_gunicorns_modules():
     # Berth subclasses gthread and overrides its methods; gunicorn's globals stay its own.
-    for path in (Path(worker_module.__file__), ROOT / "gunicorn.conf.py"):
+    for path in (Path(worker_module.__file__), Path(one_write.__file__), ROOT / "gunicorn.conf.py"):
         assert _assigned_attributes_of_gunicorn(path.read_text()) == [], path
     # The check itself finds such replacements.
     replacing = "from gunicorn.http import wsgi\nimport gunicorn.util\nwsgi.Response = object\n"
@@ -184,3 +187,132 @@ def test_the_worker_refuses_http2_and_other_protocols():
 class _Log:
     def warning(self, *args) -> None:
         pass
+
+
+# ---- one write per response (app.server.one_write) ----
+
+
+def test_gthread_calls_the_application_with_the_responses_own_start_response():
+    # one_write_app finds the response through start_response.__self__.
+    source = inspect.getsource(gthread.ThreadWorker.handle_request)
+    assert "wsgi.create(req, conn.sock" in source
+    assert "self.wsgi(environ, resp.start_response)" in source
+    assert "resp.write(item)" in source and "resp.close()" in source
+    assert "self.wsgi = self.app.wsgi()" in inspect.getsource(base.Worker.load_wsgi)
+    assert _parameters(base.Worker.load_wsgi) == ["self"]
+    assert "load_wsgi" in vars(BerthWorker)
+
+
+def test_the_response_hooks_one_write_relies_on_are_there():
+    assert _parameters(wsgi.Response.write) == ["self", "arg"]
+    assert _parameters(wsgi.Response.send_headers) == ["self"]
+    assert _parameters(wsgi.Response._emit_body) == ["self", "data"]
+    assert _parameters(wsgi.Response.default_headers) == ["self"]
+    write = inspect.getsource(wsgi.Response.write)
+    assert write.index("self.send_headers()") < write.index("self._emit_body(")
+    assert "self.headers_sent = True" in inspect.getsource(wsgi.Response.send_headers)
+    assert "util.write(self.sock, data, self.chunked)" in inspect.getsource(
+        wsgi.Response._emit_body
+    )
+
+
+class _RecordingSocket:
+    """A socket whose sends are recorded (the bytes still go to the real socket)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sends: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+def _serve(app, request: bytes, *, wrap: bool) -> tuple[list[bytes], bytes]:
+    """``app`` answers ``request`` as gthread has it answered: (the sends, the bytes sent)."""
+    cfg = Config()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(request)
+        parser = http.get_parser(cfg, ours, ("127.0.0.1", 1))
+        req = next(parser)
+        recording = _RecordingSocket(ours)
+        resp, environ = wsgi.create(req, recording, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
+        application = one_write_app(app) if wrap else app
+        for item in application(environ, resp.start_response):
+            resp.write(item)
+        resp.close()
+        ours.shutdown(socket.SHUT_WR)
+        received = b""
+        while data := theirs.recv(1 << 20):
+            received += data
+    return recording.sends, received
+
+
+def _app(*pieces: bytes, headers: tuple[tuple[str, str], ...] = ()):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json"), *headers])
+        return list(pieces)
+
+    return app
+
+
+def _without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(
+        line for line in answer.split(b"\r\n") if not line.lower().startswith(b"date:")
+    )
+
+
+GET = b"GET /v1/images HTTP/1.1\r\nHost: b\r\n\r\n"
+
+
+def test_a_small_answer_leaves_in_one_write_with_the_same_bytes_as_gunicorns():
+    app = _app(b'{"a": 1}', headers=(("Content-Length", "8"),))
+    sends, received = _serve(app, GET, wrap=True)
+    assert len(sends) == 1 and sends[0].endswith(b'\r\n\r\n{"a": 1}')
+    plain_sends, plain = _serve(app, GET, wrap=False)
+    assert len(plain_sends) == 2  # gunicorn's own: the head, then the body
+    assert _without_date(received) == _without_date(plain)
+
+
+def test_a_chunked_answer_frames_its_first_piece_with_the_head():
+    app = _app(b"one", b"", b"three")  # no length: chunked; an empty piece is skipped
+    sends, received = _serve(app, GET, wrap=True)
+    assert sends[0].endswith(b"\r\n\r\n3\r\none\r\n")
+    assert sends[1:] == [b"5\r\nthree\r\n", b"0\r\n\r\n"]
+    _, plain = _serve(app, GET, wrap=False)
+    assert _without_date(received) == _without_date(plain)
+
+
+def test_a_large_first_piece_an_empty_one_and_a_head_request_send_the_head_first():
+    big = b"x" * (ONE_WRITE_MAX + 1)
+    sends, _ = _serve(_app(big, headers=(("Content-Length", str(len(big))),)), GET, wrap=True)
+    assert [len(s) for s in sends][1:] == [len(big)] and sends[0].endswith(b"\r\n\r\n")
+    sends, _ = _serve(_app(b"", b"later"), GET, wrap=True)  # a relay's empty first write
+    assert sends[0].endswith(b"\r\n\r\n") and sends[1] == b"5\r\nlater\r\n"
+    head = b"HEAD /v1/images HTTP/1.1\r\nHost: b\r\n\r\n"
+    sends, received = _serve(_app(b"{}", headers=(("Content-Length", "2"),)), head, wrap=True)
+    assert len(sends) == 1 and received.endswith(b"\r\n\r\n")  # the head, no body
+
+
+def test_only_gunicorns_own_response_class_is_switched():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(type(start_response.__self__))
+        start_response("204 No Content", [])
+        return []
+
+    _serve(app, GET, wrap=True)
+    assert seen == [OneWriteResponse]
+    assert one_write_app(app).__wrapped__ is app
+
+    class Other(wsgi.Response):
+        pass
+
+    response = Other.__new__(Other)
+    one_write_app(lambda environ, start_response: [])({}, response.start_response)
+    assert type(response) is Other
