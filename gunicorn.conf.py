@@ -85,6 +85,9 @@ def post_worker_init(worker):
     found = services(getattr(worker.wsgi, "__wrapped__", worker.wsgi))  # Berth's worker wraps it
     if found.events is not None and found.events.capacity:
         found.events.hub.follow(found.engines.names)
+    # Every image's layer list read now, in one go: the worker's first usage or layers view
+    # then reads none of them one at a time.
+    found.engines.warm(found.engines.names)
 
 
 def child_exit(server, worker):

@@ -12,7 +12,9 @@ of its own; one in ten is untagged, so a prune has something to free), then time
 
 * ``docker system df -v`` (the CLI, one ``/system/df?verbose`` call);
 * Berth's ``GET /v1/usage`` and ``GET /v1/images/{ref}/layers`` in a freshly built app, so every
-  cache is cold (the first request a new worker answers), then once more warm.
+  cache is cold (the first request a new worker answers), then once more warm;
+* the first ``GET /v1/usage`` of a fresh app whose image facts were warmed first, as a gunicorn
+  worker does at its start (the warm-up timed apart).
 
 The target: cold ``/v1/usage`` within 1.5x of the CLI. The images carry the label
 ``berth.bench=usage`` and are removed at the end unless ``--keep-images``.
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run by hand as bench/usage.py
     sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
+from app.http.accessors import services  # noqa: E402
 
 LABEL = "berth.bench"
 REPOSITORY = "berth-bench/usage"
@@ -107,8 +110,8 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def berth_get(path: str) -> None:
-    app = create_app(
+def fresh_app():
+    return create_app(
         {
             "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             "BERTH_AUTH": "disabled",
@@ -116,10 +119,25 @@ def berth_get(path: str) -> None:
             "BERTH_LOG_LEVEL": "WARNING",
         }
     )
-    client = app.test_client()
+
+
+def berth_get(path: str) -> None:
+    client = fresh_app().test_client()
     for label in ("cold", "warm"):
         seconds = timed(lambda: _ok(client.get(path)))
         RESULTS.setdefault((path, label), []).append(seconds)
+
+
+def berth_get_after_warming(path: str) -> None:
+    """The first request of a worker that warmed its image facts at start, as gunicorn's
+    post_worker_init has it do (the warm-up itself timed apart: it runs before any request)."""
+    app = fresh_app()
+    engines = services(app).engines
+    RESULTS.setdefault(("(warm-up at worker start)", "bg"), []).append(
+        timed(lambda: engines.warm(engines.names).join())
+    )
+    client = app.test_client()
+    RESULTS.setdefault((path, "1st "), []).append(timed(lambda: _ok(client.get(path))))
 
 
 def _ok(response) -> None:
@@ -156,12 +174,16 @@ def main() -> None:
             )
             berth_get("/v1/usage")
             berth_get(f"/v1/images/{ref}/layers")
+            berth_get_after_warming("/v1/usage")
         print(f"engine holds {total} images; median of {args.rounds} rounds")
         print(f"docker system df -v        {statistics.median(cli):7.3f} s")
         for (path, label), values in RESULTS.items():
-            print(f"{label:4} GET {path:34} {statistics.median(values):7.3f} s")
+            what = path if label == "bg" else f"{label:4} GET {path}"
+            print(f"{what:43} {statistics.median(values):7.3f} s")
         ratio = statistics.median(RESULTS[("/v1/usage", "cold")]) / statistics.median(cli)
         print(f"cold /v1/usage / docker system df -v = {ratio:.2f} (target <= 1.5)")
+        first = statistics.median(RESULTS[("/v1/usage", "1st ")]) / statistics.median(cli)
+        print(f"first /v1/usage of a warmed worker / docker system df -v = {first:.2f}")
     finally:
         if not args.keep_images:
             for image in engine.images.list(filters={"label": f"{LABEL}=usage"}):

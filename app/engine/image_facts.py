@@ -120,6 +120,16 @@ class ImageFactsMixin:
             if status == 200 and body:
                 self._facts_cache.put(kind, image_id, convert(body))
 
+    def warm_image_facts(self) -> int:
+        """Read every local image's facts into the cache in one go (where the engine is on a
+        unix socket), so that the first usage or layers view of a new worker needs none; the
+        number of images now known."""
+        if self.connection.unix_socket is None:
+            return 0
+        ids = [item["Id"] for item in self._all_images()]
+        self._prefetch("facts", ids)
+        return sum(1 for i in ids if self._facts_cache.get("facts", i) is not None)
+
     def _all_images(self) -> list[dict[str, Any]]:
         with translate():
             return self.connection.api.images(all=True)

@@ -6,12 +6,14 @@ addressed to it (each connection has its own lock), never requests to the others
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 DEFAULT_ENGINE = "local"
+log = logging.getLogger("berth.engine")
 ENGINE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -108,6 +110,21 @@ class EnginePool:
     def follow_events(self, name: str, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Hand every event of engine ``name`` to ``listener`` too, following it from now on."""
         self.get(name).follow_events(listener)
+
+    def warm(self, names: list[str]) -> threading.Thread:
+        """Warm the image facts of engines ``names`` in a background thread (a worker's start);
+        an engine that does not answer is skipped: its first view reads them then."""
+
+        def run() -> None:
+            for name in names:
+                try:
+                    self.get(name).warm_image_facts()
+                except Exception as e:  # never fatal: a cold cache only costs time
+                    log.info("image facts of engine %s not warmed: %s", name, e)
+
+        thread = threading.Thread(target=run, name="berth-warm-facts", daemon=True)
+        thread.start()
+        return thread
 
     def existing(self, name: str) -> Any | None:
         """The engine ``name`` if this process has created it already; never creates one."""

@@ -190,3 +190,17 @@ def create_app_like(app):
     from app import create_app
 
     return create_app(dict(app.config))
+
+
+def test_a_worker_warms_every_images_facts_at_its_start(app, base_image):
+    # gunicorn.conf.py's post_worker_init warms the engines; the first usage view then inspects
+    # nothing one image at a time.
+    from app.http.accessors import services
+
+    engines = services(app).engines
+    engine = engines.get()
+    ids = [item["Id"] for item in engine._all_images()]
+    assert all(engine._facts_cache.get("facts", i) is None for i in ids)
+    engines.warm(engines.names).join(timeout=60)
+    assert all(engine._facts_cache.get("facts", i) is not None for i in ids)
+    assert engine.warm_image_facts() >= len(ids)
