@@ -14,8 +14,8 @@ import pytest
 from gunicorn import http
 from gunicorn import sock as gunicorn_sock
 from gunicorn.config import Config
-from gunicorn.http.unreader import SocketUnreader, Unreader
 from gunicorn.http import wsgi
+from gunicorn.http.unreader import SocketUnreader, Unreader
 from gunicorn.workers import base, gthread
 
 from app.server import one_write
