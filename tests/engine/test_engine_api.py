@@ -22,10 +22,8 @@ REPOS = [{"name": "acme/berth-tools", "description": "tools", "star_count": 7}]
 
 @pytest.fixture(scope="module")
 def index():
-    idx = SearchIndex(REPOS)
-    idx.start()
-    yield idx
-    idx.stop()
+    with SearchIndex(REPOS) as idx:
+        yield idx
 
 
 @pytest.fixture(scope="module")

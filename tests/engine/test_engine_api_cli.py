@@ -18,10 +18,8 @@ REPOS = [{"name": "library/busybox", "description": "Tiny box", "star_count": 30
 
 @pytest.fixture(scope="module")
 def index():
-    idx = SearchIndex(REPOS)
-    idx.start()
-    yield idx
-    idx.stop()
+    with SearchIndex(REPOS) as idx:
+        yield idx
 
 
 @pytest.fixture(scope="module")

@@ -359,19 +359,26 @@ def _never_served(address: str, name: str, tag: str, seconds: float = 3.0) -> bo
     return True
 
 
+def _push_stalled(client, headers, big_image, stalling_registry, name: str) -> str:
+    """An async push of the big image to ``name`` on the stalling registry, once it stalls:
+    its job's Location."""
+    response = client.post(
+        f"/v1/images/{big_image['ref']}/push",
+        json={"target": f"127.0.0.1:{stalling_registry.port}/{name}:1"},
+        headers={**headers("push"), "Prefer": "respond-async"},
+    )
+    assert response.status_code == 202, response.get_json()
+    stalling_registry.wait_stalled(timeout=30)
+    return response.headers["Location"]
+
+
 def test_stalled_push_finishes_once_the_registry_recovers(
     stall_client, headers, big_image, stalling_registry, open_registry
 ):
     """The control for the cancellation tests: the stall alone stops nothing."""
     client = stall_client
     name = _name()
-    response = client.post(
-        f"/v1/images/{big_image['ref']}/push",
-        json={"target": f"127.0.0.1:{stalling_registry.port}/{name}:1"},
-        headers={**headers("push"), "Prefer": "respond-async"},
-    )
-    location = response.headers["Location"]
-    stalling_registry.wait_stalled(timeout=30)
+    location = _push_stalled(client, headers, big_image, stalling_registry, name)
     time.sleep(1)
     job = client.get(location, headers=headers("push")).get_json()
     assert job["state"] == "running"
@@ -387,13 +394,7 @@ def test_cancelled_push_stops_the_engine(
 ):
     client = stall_client
     name = _name()
-    response = client.post(
-        f"/v1/images/{big_image['ref']}/push",
-        json={"target": f"127.0.0.1:{stalling_registry.port}/{name}:1"},
-        headers={**headers("push"), "Prefer": "respond-async"},
-    )
-    location = response.headers["Location"]
-    stalling_registry.wait_stalled(timeout=30)
+    location = _push_stalled(client, headers, big_image, stalling_registry, name)
     assert client.get(location, headers=headers("push")).get_json()["state"] == "running"
 
     started = time.monotonic()
@@ -423,13 +424,8 @@ def test_cancel_reaches_the_job_through_another_process_view(
     starter, other = create_app(config), create_app(config)
     name = _name()
     try:
-        response = starter.test_client().post(
-            f"/v1/images/{big_image['ref']}/push",
-            json={"target": f"127.0.0.1:{stalling_registry.port}/{name}:1"},
-            headers={**headers("push"), "Prefer": "respond-async"},
-        )
-        location = response.headers["Location"]
-        stalling_registry.wait_stalled(timeout=30)
+        client = starter.test_client()
+        location = _push_stalled(client, headers, big_image, stalling_registry, name)
         cancelled = other.test_client().delete(location, headers=headers("admin"))
         assert cancelled.status_code == 200
         assert cancelled.get_json()["state"] == "cancelled"
