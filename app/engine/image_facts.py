@@ -128,7 +128,8 @@ class ImageFactsMixin:
             return 0
         ids = [item["Id"] for item in self._all_images()]
         self._prefetch("facts", ids)
-        return sum(1 for i in ids if self._facts_cache.get("facts", i) is not None)
+        # What one go did not read (a single image, a failed pipeline): one at a time.
+        return sum(1 for i in ids if self._image_facts(i) is not None)
 
     def _all_images(self) -> list[dict[str, Any]]:
         with translate():

@@ -197,10 +197,14 @@ def test_a_worker_warms_every_images_facts_at_its_start(app, base_image):
     # nothing one image at a time.
     from app.http.accessors import services
 
-    engines = services(app).engines
-    engine = engines.get()
-    ids = [item["Id"] for item in engine._all_images()]
-    assert all(engine._facts_cache.get("facts", i) is None for i in ids)
-    engines.warm(engines.names).join(timeout=60)
-    assert all(engine._facts_cache.get("facts", i) is not None for i in ids)
-    assert engine.warm_image_facts() >= len(ids)
+    fresh = create_app_like(app)  # a new worker's: nothing read yet
+    engines = services(fresh).engines
+    try:
+        engine = engines.get()
+        ids = [item["Id"] for item in engine._all_images()]
+        assert all(engine._facts_cache.get("facts", i) is None for i in ids)
+        engines.warm(engines.names).join(timeout=60)
+        assert all(engine._facts_cache.get("facts", i) is not None for i in ids)
+        assert engine.warm_image_facts() >= len(ids)
+    finally:
+        engines.close()
