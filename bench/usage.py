@@ -7,8 +7,10 @@ Run by hand, from the repository root, with the project's Python, against an eng
 
 It loads ``--images`` images made for the purpose (one ``docker load`` of a generated archive:
 every image holds a shared base layer, half of them a second shared layer, each one a small layer
-of its own; one in ten is untagged, so a prune has something to free), then times, each
-``--rounds`` times and keeping the median:
+of its own; one in ten is untagged, so a prune has something to free; with ``--stale-layer``
+the untagged ones also share a layer no tagged image holds, so what a prune frees cannot be
+decided from a few witnesses and every image's layers are read), then times, each ``--rounds``
+times and keeping the median:
 
 * ``docker system df -v`` (the CLI, one ``/system/df?verbose`` call);
 * Berth's ``GET /v1/usage`` and ``GET /v1/images/{ref}/layers`` in a freshly built app, so every
@@ -16,92 +18,52 @@ of its own; one in ten is untagged, so a prune has something to free), then time
 * the first ``GET /v1/usage`` of a fresh app whose image facts were warmed first, as a gunicorn
   worker does at its start (the warm-up timed apart).
 
+``--app-tree DIR`` times the Berth of another checkout (``git worktree add DIR <commit>``) on
+the same images, for a before-and-after in one sitting.
+
 The target: cold ``/v1/usage`` within 1.5x of the CLI. The images carry the label
-``berth.bench=usage`` and are removed at the end unless ``--keep-images``.
+``berth.bench=usage`` (``usage-stale``) and are removed at the end unless ``--keep-images``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run by hand as bench/usage.py
     sys.path.insert(0, str(ROOT))
-from app import create_app  # noqa: E402
-from app.http.accessors import services  # noqa: E402
+from tests.support.layered import layered_archive  # noqa: E402
+
+# Berth's create_app and services accessor, imported in main() from --app-tree or this tree.
+BERTH: dict[str, Any] = {}
 
 LABEL = "berth.bench"
 REPOSITORY = "berth-bench/usage"
 
 
-def layer_tar(name: str, size: int) -> bytes:
-    """A layer: one file of ``size`` bytes (its content depends on ``name``)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        data = (hashlib.sha256(name.encode()).hexdigest() * (size // 64 + 1)).encode()[:size]
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime = len(data), 0
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def archive(count: int, path: Path) -> None:
+def archive(count: int, kind: str) -> bytes:
     """A ``docker save`` archive of ``count`` images sharing their lower layers."""
-    shared = [layer_tar("base", 256 * 1024), layer_tar("middle", 64 * 1024)]
-    digests = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in shared]
-    manifest = []
-    with tarfile.open(path, "w") as tar:
-
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-        for index, layer in enumerate(shared):
-            add(f"shared{index}/layer.tar", layer)
-        for n in range(count):
-            own = layer_tar(f"own-{n}", 4096)
-            own_digest = "sha256:" + hashlib.sha256(own).hexdigest()
-            add(f"own{n}/layer.tar", own)
-            lower = [0, 1] if n % 2 else [0]
-            config = {
-                "architecture": "amd64",
-                "os": "linux",
-                "created": "2026-01-01T00:00:00Z",
-                "config": {"Labels": {LABEL: "usage", "n": str(n)}},
-                "rootfs": {
-                    "type": "layers",
-                    "diff_ids": [*(digests[i] for i in lower), own_digest],
-                },
-                "history": [
-                    {"created": "2026-01-01T00:00:00Z", "created_by": f"layer {i}"}
-                    for i in [*lower, n]
-                ],
-            }
-            blob = json.dumps(config).encode()
-            name = hashlib.sha256(blob).hexdigest() + ".json"
-            add(name, blob)
-            manifest.append(
-                {
-                    "Config": name,
-                    "RepoTags": [] if n % 10 == 0 else [f"{REPOSITORY}:{n}"],
-                    "Layers": [*(f"shared{i}/layer.tar" for i in lower), f"own{n}/layer.tar"],
-                }
-            )
-        add("manifest.json", json.dumps(manifest).encode())
+    images = []
+    for n in range(count):
+        lower = ["base", "middle"] if n % 2 else ["base"]
+        untagged = n % 10 == 0
+        if untagged and kind == "usage-stale":
+            lower.append("stale")
+        tags = [] if untagged else [f"{REPOSITORY}:{n}"]
+        images.append((tags, [*lower, f"own-{n}"]))
+    sizes = {"base": 256 * 1024, "middle": 64 * 1024, "stale": 16 * 1024}
+    sizes |= {f"own-{n}": 4096 for n in range(count)}
+    return layered_archive(images, sizes, {LABEL: kind})
 
 
 def timed(call) -> float:
@@ -111,7 +73,7 @@ def timed(call) -> float:
 
 
 def fresh_app():
-    return create_app(
+    return BERTH["create_app"](
         {
             "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             "BERTH_AUTH": "disabled",
@@ -132,7 +94,7 @@ def berth_get_after_warming(path: str) -> None:
     """The first request of a worker that warmed its image facts at start, as gunicorn's
     post_worker_init has it do (the warm-up itself timed apart: it runs before any request)."""
     app = fresh_app()
-    engines = services(app).engines
+    engines = BERTH["services"](app).engines
     RESULTS.setdefault(("(warm-up at worker start)", "bg"), []).append(
         timed(lambda: engines.warm(engines.names).join())
     )
@@ -152,14 +114,23 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep-images", action="store_true")
+    parser.add_argument("--stale-layer", action="store_true")
+    parser.add_argument(
+        "--app-tree", type=Path, help="time the Berth of this tree (e.g. an older commit's)"
+    )
     args = parser.parse_args()
+    if args.app_tree:
+        sys.path.insert(0, str(args.app_tree.resolve()))
+    from app import create_app
+    from app.http.accessors import services
+
+    BERTH.update(create_app=create_app, services=services)
     engine = docker.from_env(timeout=600)
-    if not engine.images.list(filters={"label": f"{LABEL}=usage"}):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "images.tar"
-            archive(args.images, path)
-            seconds = timed(lambda: engine.images.load(path.read_bytes()))
-            print(f"loaded {args.images} images in {seconds:.1f} s")
+    kind = "usage-stale" if args.stale_layer else "usage"
+    if not engine.images.list(filters={"label": f"{LABEL}={kind}"}):
+        data = archive(args.images, kind)
+        seconds = timed(lambda: engine.images.load(data))
+        print(f"loaded {args.images} images in {seconds:.1f} s")
     total = len(engine.images.list())
     ref = f"{REPOSITORY}:1"
     try:
@@ -186,7 +157,7 @@ def main() -> None:
         print(f"first /v1/usage of a warmed worker / docker system df -v = {first:.2f}")
     finally:
         if not args.keep_images:
-            for image in engine.images.list(filters={"label": f"{LABEL}=usage"}):
+            for image in engine.images.list(filters={"label": f"{LABEL}={kind}"}):
                 engine.images.remove(image.id, force=True)
 
 

@@ -3,8 +3,10 @@ inspect, history and ``/system/df`` answers."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,14 +14,20 @@ import docker.errors
 
 from app.domain.deletion import ImageStore
 from app.domain.layers import (
+    chain_ids,
     describe_layers,
     holders,
+    layer_sizes,
     layer_totals,
     usage_from_df,
     usage_from_layers,
 )
+from app.domain.reclaim import Candidates, Doomed, Reclaim, Undecided, doomed_heads
 from app.engine.base import translate
 from app.engine.image_facts import ImageFactsMixin, repo_tags
+from app.errors import BerthError
+
+log = logging.getLogger("berth.engine")
 
 # The engine runs one disk-usage computation at a time and answers 500 "a disk usage operation
 # is already running" to any other: calls are queued in this process, and retried a moment later
@@ -27,6 +35,8 @@ from app.engine.image_facts import ImageFactsMixin, repo_tags
 _DF_BUSY = "already running"
 _DF_RETRIES = 50
 _DF_RETRY_DELAY = 0.1
+# Witnesses read for each shared run in the first round; four times as many every round.
+_FIRST_WITNESSES = 4
 
 
 class UsageMixin(ImageFactsMixin):
@@ -71,7 +81,7 @@ class UsageMixin(ImageFactsMixin):
                 asked = pool.submit(self._system_df)
                 listing = self._all_images()
                 prunable = self._has_untagged_head(listing)
-                freed = self._prune_reclaimable(listing) if prunable else 0
+                freed = self._prune_reclaimable(listing, asked.result) if prunable else 0
                 df = asked.result()
             top = df.get("Images") or []
             totals = usage_from_df(top, int(df.get("LayersSize") or 0))
@@ -133,10 +143,84 @@ class UsageMixin(ImageFactsMixin):
         parents = {i.get("ParentId") for i in listing if i.get("ParentId")}
         return any(not repo_tags(i.get("RepoTags")) and i["Id"] not in parents for i in listing)
 
-    def _prune_reclaimable(self, listing: list[dict[str, Any]]) -> int:
-        """Bytes a default prune (dangling images) would free now, by the deletion rules."""
+    def _prune_reclaimable(
+        self, listing: list[dict[str, Any]], system_df: Callable[[], dict[str, Any]]
+    ) -> int:
+        """Bytes a default prune (dangling images) would free now, by the deletion rules: which
+        images go needs no layers; what they free is decided from their own layers and a few
+        witnesses (``app.domain.reclaim``), or else by replaying over every image's layers."""
+        images, containers = self._snapshot(with_layers=False, listing=listing)
+        store = ImageStore(images, containers)
+        store.prune(True, None, None)
+        if not store.outcome.deleted:
+            return 0
+        cache = self._facts_cache
+        if any(cache.get("facts", i["Id"]) is None for i in listing):  # else replaying is cheap
+            try:
+                return self._freed_by_witnesses(listing, store.outcome.deleted, system_df)
+            except Undecided as e:
+                log.debug("prune estimate replays every image: %s", e)
         images, containers = self._snapshot(with_layers=True, listing=listing)
         store = ImageStore(images, containers)
         store.prune(True, None, None)
         freed = self._sizes_of(store.outcome.deleted)
         return sum(freed.get(c, 0) for c in store.outcome.deleted_layers)
+
+    def _freed_by_witnesses(
+        self,
+        listing: list[dict[str, Any]],
+        deleted: list[str],
+        system_df: Callable[[], dict[str, Any]],
+    ) -> int:
+        parents = {i["Id"]: i.get("ParentId") or None for i in listing}
+        gone = set(deleted)
+        tops, kept = doomed_heads(deleted, parents)
+        self._prefetch("facts", tops + list(kept.values()))
+        self._prefetch("steps", tops)
+        listed = {i["Id"]: i for i in system_df().get("Images") or []}
+        doomed = []
+        ancestors: list[list[str]] = []
+        for image_id in tops:
+            entry = listed.get(image_id)
+            facts = self._image_facts(image_id)
+            if entry is None or facts is None:
+                raise Undecided(f"{image_id} changed meanwhile")
+            chain = chain_ids(facts["diff_ids"])
+            try:
+                by_chain = layer_sizes(facts["diff_ids"], self._image_steps(image_id))
+            except BerthError as e:
+                raise Undecided(f"{image_id}: {e}") from e
+            sizes = [by_chain.get(c, -1) for c in chain]
+            if -1 in sizes or sum(sizes) != int(entry.get("Size") or 0):
+                raise Undecided(f"{image_id}: its layer sizes do not add up to its size")
+            held: list[str] = []
+            if image_id in kept:
+                below = self._image_facts(kept[image_id])
+                held = chain_ids(below["diff_ids"]) if below else []
+                if not held or chain[: len(held)] != held:
+                    raise Undecided(f"{image_id}: its parent's layers are not below its own")
+                ancestors.append(held)
+            shared = int(entry.get("SharedSize") or 0)
+            doomed.append(Doomed(image_id, chain, sizes, shared, len(held)))
+        reclaim = Reclaim(doomed)
+        for held in ancestors:  # kept images too: witnesses for other deleted images' runs
+            reclaim.offer(held)
+        candidates = Candidates(
+            (image_id, int(entry.get("SharedSize") or 0))
+            for image_id, entry in listed.items()
+            if image_id not in gone
+        )
+        count = _FIRST_WITNESSES
+        while True:
+            for run in reclaim.runs:
+                if candidates.exhausted(run):
+                    reclaim.no_witness(run)
+            if not reclaim.runs:
+                return reclaim.freed()
+            picked = candidates.next(reclaim.runs, count)
+            self._prefetch("facts", picked)
+            for image_id in picked:
+                facts = self._image_facts(image_id)
+                if facts is not None:
+                    reclaim.offer(chain_ids(facts["diff_ids"]))
+            count *= 4
