@@ -123,12 +123,14 @@ def start_gunicorn(
     args: tuple[str, ...] = (),
     ready_path: str = "/v1/health",
     tls: bool = False,
+    root: Path = ROOT,
 ) -> GunicornServer:
     """``gunicorn -c gunicorn.conf.py [args] app`` from the repository root, serving.
 
     ``env`` goes over a clean environment (``PATH`` only) and ``BERTH_BIND`` is set to the port;
     gunicorn's output goes to ``log_path``. ``tls``: ``env`` names a certificate, so the URL is
-    https. Stopped again if it does not answer ``ready_path`` in time.
+    https. ``root``: the checkout to serve (another commit's, for a side-by-side benchmark).
+    Stopped again if it does not answer ``ready_path`` in time.
     """
     port = port or free_port()
     full_env = {
@@ -139,7 +141,7 @@ def start_gunicorn(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             gunicorn_command(app, *args),
-            cwd=ROOT,
+            cwd=root,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
