@@ -13,6 +13,8 @@ alike. ``bench/load.py`` runs each server once, one after the other, and on a sh
 figures move by 10-20% between runs; a pair of windows taken seconds apart moves much less.
 Reported for each endpoint and connection count: the median requests/s and CPU microseconds per
 request of each server's processes, and the median of the per-pair ratios (this tree / other).
+``--other-args`` / ``--this-args`` give either server other gunicorn settings; with ``.`` as the
+other checkout, a setting is measured against this tree's defaults.
 Needs wrk.
 """
 
@@ -65,6 +67,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=3, help="seconds of each window")
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--endpoints", default="inspect", help="inspect,list,history")
+    parser.add_argument("--other-args", default="", help="gunicorn settings for the other tree")
+    parser.add_argument("--this-args", default="", help="gunicorn settings for this tree")
     parser.add_argument("--keep-images", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -77,12 +81,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="berth-trees-"))
     servers = {}
     try:
-        for name, root in (("other", args.other.resolve()), ("this", ROOT)):
+        for name, root, settings in (
+            ("other", args.other.resolve(), args.other_args),
+            ("this", ROOT, args.this_args),
+        ):
             env = {
                 "DOCKER_HOST": docker_host,
                 "BERTH_DATA_DIR": str(work / f"{name}-data"),
                 "BERTH_TOKENS": json.dumps([{"name": "b", "token": TOKEN, "scopes": ["read"]}]),
             }
+            if settings:
+                env["GUNICORN_CMD_ARGS"] = settings
             servers[name] = start_gunicorn(env, work / f"{name}.log", root=root)
         for endpoint in args.endpoints.split(","):
             for connections in [int(c) for c in args.connections.split(",")]:
