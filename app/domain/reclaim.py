@@ -17,7 +17,7 @@ Plain logic: no flask, no docker.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -165,3 +165,29 @@ class Candidates:
                     taken += 1
             self._cursor[run] = at
         return picked
+
+
+def freed_bytes(
+    doomed: Iterable[Doomed],
+    kept_chains: Iterable[list[str]],
+    candidates: Candidates,
+    read_chains: Callable[[list[str]], Iterable[list[str]]],
+    first: int = 4,
+) -> int:
+    """What the deleted images free. ``kept_chains``: layers of kept images already read (the
+    deleted images' kept ancestors); ``read_chains``: the layers of the kept images given (those
+    gone meanwhile left out), asked for ``first`` witnesses per run, then four times as many each
+    round. Raises Undecided when a figure does not add up."""
+    reclaim = Reclaim(doomed)
+    for chain in kept_chains:
+        reclaim.offer(chain)
+    count = first
+    while True:
+        for run in reclaim.runs:
+            if candidates.exhausted(run):
+                reclaim.no_witness(run)
+        if not reclaim.runs:
+            return reclaim.freed()
+        for chain in read_chains(candidates.next(reclaim.runs, count)):
+            reclaim.offer(chain)
+        count *= 4

@@ -22,7 +22,7 @@ from app.domain.layers import (
     usage_from_df,
     usage_from_layers,
 )
-from app.domain.reclaim import Candidates, Doomed, Reclaim, Undecided, doomed_heads
+from app.domain.reclaim import Candidates, Doomed, Undecided, doomed_heads, freed_bytes
 from app.engine.base import translate
 from app.engine.image_facts import ImageFactsMixin, repo_tags
 from app.errors import BerthError
@@ -35,8 +35,6 @@ log = logging.getLogger("berth.engine")
 _DF_BUSY = "already running"
 _DF_RETRIES = 50
 _DF_RETRY_DELAY = 0.1
-# Witnesses read for each shared run in the first round; four times as many every round.
-_FIRST_WITNESSES = 4
 
 
 class UsageMixin(ImageFactsMixin):
@@ -193,7 +191,7 @@ class UsageMixin(ImageFactsMixin):
             sizes = [by_chain.get(c, -1) for c in chain]
             if -1 in sizes or sum(sizes) != int(entry.get("Size") or 0):
                 raise Undecided(f"{image_id}: its layer sizes do not add up to its size")
-            held: list[str] = []
+            held: list[str] = []  # kept images too: witnesses for other deleted images' runs
             if image_id in kept:
                 below = self._image_facts(kept[image_id])
                 held = chain_ids(below["diff_ids"]) if below else []
@@ -202,25 +200,15 @@ class UsageMixin(ImageFactsMixin):
                 ancestors.append(held)
             shared = int(entry.get("SharedSize") or 0)
             doomed.append(Doomed(image_id, chain, sizes, shared, len(held)))
-        reclaim = Reclaim(doomed)
-        for held in ancestors:  # kept images too: witnesses for other deleted images' runs
-            reclaim.offer(held)
         candidates = Candidates(
             (image_id, int(entry.get("SharedSize") or 0))
             for image_id, entry in listed.items()
             if image_id not in gone
         )
-        count = _FIRST_WITNESSES
-        while True:
-            for run in reclaim.runs:
-                if candidates.exhausted(run):
-                    reclaim.no_witness(run)
-            if not reclaim.runs:
-                return reclaim.freed()
-            picked = candidates.next(reclaim.runs, count)
-            self._prefetch("facts", picked)
-            for image_id in picked:
-                facts = self._image_facts(image_id)
-                if facts is not None:
-                    reclaim.offer(chain_ids(facts["diff_ids"]))
-            count *= 4
+
+        def read_chains(image_ids: list[str]) -> list[list[str]]:
+            self._prefetch("facts", image_ids)
+            read = (self._image_facts(i) for i in image_ids)
+            return [chain_ids(facts["diff_ids"]) for facts in read if facts is not None]
+
+        return freed_bytes(doomed, ancestors, candidates, read_chains)

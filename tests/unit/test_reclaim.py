@@ -21,6 +21,7 @@ from app.domain.reclaim import (
     Reclaim,
     Undecided,
     doomed_heads,
+    freed_bytes,
     shared_depth,
 )
 
@@ -217,21 +218,17 @@ def by_witnesses(images, sizes, containers) -> int:
                 below,
             )
         )
-    reclaim = Reclaim(doomed)
-    for ancestor in set(kept.values()):
-        reclaim.offer(chain_ids(images[ancestor]["diffs"]))
     candidates = Candidates(
         (k, v["SharedSize"]) for k, v in listed.items() if k not in set(deleted)
     )
-    while True:
-        for run in reclaim.runs:
-            if candidates.exhausted(run):
-                reclaim.no_witness(run)
-        if not reclaim.runs:
-            break
-        for image_id in candidates.next(reclaim.runs, 1):
-            reclaim.offer(chain_ids(images[image_id]["diffs"]))
-    return reclaim.freed()
+    ancestors = [chain_ids(images[a]["diffs"]) for a in set(kept.values())]
+    return freed_bytes(
+        doomed,
+        ancestors,
+        candidates,
+        lambda ids: [chain_ids(images[i]["diffs"]) for i in ids],
+        first=1,
+    )
 
 
 def test_witnesses_free_what_the_full_replay_frees():
