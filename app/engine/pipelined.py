@@ -1,11 +1,12 @@
 """Many small GETs on the engine's unix socket, pipelined: a cold cache filled in one go.
 
-A cold ``/v1/usage`` or ``/layers`` needs every image's inspect (its layer list): the engine has
-no call that lists them in bulk, and one request at a time through docker-py costs about ten
-times what the engine needs to answer. Here the requests go out back to back on a few
-connections (HTTP/1.1 pipelining, which the engine's Go server answers in order) while the
-answers are read as they come. Each answer is bounded (head, body) and the socket has the
-metadata timeout; anything unexpected raises, and the caller falls back to one call at a time.
+A cold ``/layers`` needs every image's inspect (its layer list), and a cold ``/v1/usage`` many of
+them (``app.domain.reclaim``): the engine has no call that lists them in bulk, and one request at
+a time through docker-py waits a round trip for each (bench/RESULTS.md has the figures). Here the
+requests go out back to back on a few connections (HTTP/1.1 pipelining, which the engine's Go
+server answers in order) while the answers are read as they come. Each answer is bounded (head,
+body) and the socket has the metadata timeout; anything unexpected raises, and the caller falls
+back to one call at a time.
 Used only for the engine's own unix socket.
 """
 
