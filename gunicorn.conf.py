@@ -5,8 +5,10 @@
   connections whose head is late (``BERTH_HEADER_TIMEOUT``) or whose body stalls
   (``BERTH_BODY_TIMEOUT``), so slow clients cannot hold every thread.
 * ``workers = 2``, one per core: a worker runs Python on one core at a time (the GIL).
-* Threads per worker: ``BERTH_THREADS`` for short requests plus ``BERTH_MAX_TRANSFERS`` for
-  archive transfers and ``BERTH_MAX_EVENT_STREAMS`` for event streams, which never take more.
+* Threads per worker: ``BERTH_THREADS`` for short requests, and ``threads`` (``BERTH_THREADS``
+  + ``BERTH_MAX_TRANSFERS`` + ``BERTH_MAX_EVENT_STREAMS``) for requests that may hold one long
+  (transfers, event streams, pulls, pushes...): the worker runs each kind on its own threads.
+  A plain ``gthread`` worker runs everything on ``threads``.
 * ``reuse_port`` (``BERTH_REUSE_PORT``, on by default): a listening socket per worker, so the
   kernel spreads new connections over the workers instead of leaving a burst of them on the one
   that happened to be awake; a worker that dies resets the connections queued on its socket.
@@ -46,15 +48,17 @@ def _long_request_threads() -> int:
     from app.server.startup import checked_config
 
     config = checked_config()
-    return config["BERTH_MAX_TRANSFERS"] + config["BERTH_MAX_EVENT_STREAMS"]
+    return (
+        config["BERTH_THREADS"] + config["BERTH_MAX_TRANSFERS"] + config["BERTH_MAX_EVENT_STREAMS"]
+    )
 
 
 bind = os.environ.get("BERTH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("BERTH_WORKERS", "2"))
 worker_class = "app.server.worker.BerthWorker"  # gthread, reading request heads in its loop
-# Short requests' threads, plus as many as archive transfers (app.http.transfers) and event
-# streams (app.http.routes.events) may hold.
-threads = int(os.environ.get("BERTH_THREADS", "8")) + _long_request_threads()
+# Long requests' threads (app.server.worker): as many as archive transfers (app.http.transfers)
+# and event streams (app.http.routes.events) may hold, and BERTH_THREADS more for the others.
+threads = _long_request_threads()
 # Streams may legitimately take long; the worker heartbeat is separate from request duration.
 timeout = 120
 graceful_timeout = 30

@@ -87,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "BERTH_DISTRIBUTION_PARALLELISM": 4,
     "BERTH_ENGINES": None,
     "BERTH_METRICS_PUBLIC": False,
+    "BERTH_THREADS": 8,  # per worker, for short requests (app.server.worker)
     "BERTH_MAX_TRANSFERS": 8,
     "BERTH_MAX_EVENT_STREAMS": 4,  # per worker: each open GET /v1/events holds one thread
     "BERTH_CORS_ORIGINS": [],  # exact origins (scheme://host[:port]) browsers may call from
@@ -98,6 +99,7 @@ _PARSERS = {
     "BERTH_TOKENS": lambda n, v: _json(n, v),
     "BERTH_ENGINES": lambda n, v: _json(n, v),
     "BERTH_METRICS_PUBLIC": lambda n, v: _bool(n, v),
+    "BERTH_THREADS": lambda n, v: _int(n, v, 1),
     "BERTH_MAX_TRANSFERS": lambda n, v: _int(n, v, 1),
     "BERTH_MAX_EVENT_STREAMS": lambda n, v: _int(n, v, 0),
     "BERTH_CORS_ORIGINS": lambda n, v: _list(v),

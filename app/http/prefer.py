@@ -2,10 +2,10 @@
 
 ``wait=N`` on a job's creation (with ``respond-async``) or on ``GET /v1/jobs/{id}`` holds the
 answer until the job ends or N seconds passed, whichever comes first, so a script need not poll.
-The wait holds a request thread, so it is bounded twice: at most ``MAX_WAIT_SECONDS``, and at
-most ``MAX_WAITERS`` requests per worker process wait at a time (half of the default short-request
-threads); past that the answer comes at once, without ``wait`` in ``Preference-Applied``, as
-RFC 7240 lets a server ignore a preference.
+The wait holds a request thread (one of the long requests', as the route table marks these
+routes), so it is bounded twice: at most ``MAX_WAIT_SECONDS``, and at most ``MAX_WAITERS``
+requests per worker process wait at a time; past that the answer comes at once, without
+``wait`` in ``Preference-Applied``, as RFC 7240 lets a server ignore a preference.
 """
 
 from __future__ import annotations

@@ -35,13 +35,16 @@ ENGINE_RULES = {
 class Route:
     """What one route × method needs: a scope (or PUBLIC, or ANY_TOKEN) and its engine rule.
 
-    ``public_if`` names a boolean setting that makes the route public when true.
+    ``public_if`` names a boolean setting that makes the route public when true. ``long``: it may
+    hold its thread for long, waiting on a client's bytes, a registry or the engine's slow work
+    (the worker runs such requests on threads of their own: ``app.http.long_requests``).
     """
 
     scope: str
     engines: str
     exposes: str
     public_if: str | None = None
+    long: bool = False
 
 
 _IMAGE = "/v1/images/<path:ref>"
@@ -62,46 +65,51 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("/v1/engines", "GET"): Route("read", FILTERED, "engine names, versions, readiness"),
     ("/v1/images", "GET"): Route("read", QUERY, "image metadata"),
-    ("/v1/images/pull", "POST"): Route("write", QUERY, "pull from a registry"),
-    ("/v1/images/import", "POST"): Route("write", QUERY, "create an image from a tar"),
-    ("/v1/images/prune", "POST"): Route("delete", QUERY, "remove unused images"),
+    ("/v1/images/pull", "POST"): Route("write", QUERY, "pull from a registry", long=True),
+    ("/v1/images/import", "POST"): Route("write", QUERY, "create an image from a tar", long=True),
+    ("/v1/images/prune", "POST"): Route("delete", QUERY, "remove unused images", long=True),
     (_IMAGE, "GET"): Route("read", QUERY, "image metadata"),
     (_IMAGE, "DELETE"): Route("delete", QUERY, "remove an image or a name"),
     (_IMAGE + "/history", "GET"): Route("read", QUERY, "image metadata"),
     (_IMAGE + "/layers", "GET"): Route("read", QUERY, "image metadata"),
-    (_IMAGE + "/archive", "GET"): Route("read", QUERY, "image archives"),
+    (_IMAGE + "/archive", "GET"): Route("read", QUERY, "image archives", long=True),
     (_IMAGE + "/tags", "POST"): Route("write", QUERY, "add or move a local tag"),
-    (_IMAGE + "/push", "POST"): Route("push", QUERY, "send an image to a registry"),
-    ("/v1/archives", "GET"): Route("read", QUERY, "image archives"),
-    ("/v1/archives", "POST"): Route("write", QUERY, "load images (adds or moves tags)"),
+    (_IMAGE + "/push", "POST"): Route("push", QUERY, "send an image to a registry", long=True),
+    ("/v1/archives", "GET"): Route("read", QUERY, "image archives", long=True),
+    ("/v1/archives", "POST"): Route("write", QUERY, "load images (adds or moves tags)", long=True),
     ("/v1/usage", "GET"): Route("read", QUERY, "image metadata"),
-    ("/v1/search", "GET"): Route("read", QUERY, "registry search results"),
+    ("/v1/search", "GET"): Route("read", QUERY, "registry search results", long=True),
     ("/v1/containers", "GET"): Route("read", QUERY, "container names, images, states"),
     ("/v1/containers/<container>/export", "GET"): Route(
-        "export", QUERY, "a container's whole filesystem"
+        "export", QUERY, "a container's whole filesystem", long=True
     ),
     ("/v1/containers/<container>/commit", "POST"): Route(
-        "write", QUERY, "a new image from a container"
+        "write", QUERY, "a new image from a container", long=True
     ),
     ("/v1/registries/<registry>/repositories", "GET"): Route(
-        "read", NONE, "a registry's repositories"
+        "read", NONE, "a registry's repositories", long=True
     ),
     ("/v1/registries/<registry>/repositories/<path:name>/tags", "GET"): Route(
-        "read", NONE, "a registry's tags"
+        "read", NONE, "a registry's tags", long=True
     ),
-    ("/v1/distributions", "POST"): Route("push", BODY, "send an image to other engines"),
-    ("/v1/distributions/<id>", "GET"): Route(ANY_TOKEN, FILTERED, "its own distributions"),
+    ("/v1/distributions", "POST"): Route("push", BODY, "send an image to other engines", long=True),
+    ("/v1/distributions/<id>", "GET"): Route(
+        ANY_TOKEN, FILTERED, "its own distributions", long=True
+    ),
     ("/v1/jobs", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
-    ("/v1/jobs/<id>", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
+    ("/v1/jobs/<id>", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs", long=True),
     ("/v1/jobs/<id>", "DELETE"): Route(ANY_TOKEN, FILTERED, "cancel its own jobs"),
-    ("/v1/jobs/<id>/events", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs"),
+    ("/v1/jobs/<id>/events", "GET"): Route(ANY_TOKEN, FILTERED, "its own jobs", long=True),
     ("/v1/audit", "GET"): Route("admin", FILTERED, "the audit log"),
-    ("/v1/events", "GET"): Route("read", FILTERED, "image events, its own jobs' states"),
+    ("/v1/events", "GET"): Route("read", FILTERED, "image events, its own jobs' states", long=True),
     ("/v1/token", "GET"): Route(ANY_TOKEN, NONE, "its own name, scopes and engines"),
 }
 # Docker's own clients through Berth (app.http.engine_api): the Engine API calls it lets through.
 ROUTES.update(
-    {key: Route(scope, PATH, exposes) for key, (scope, exposes) in engine_api_routes().items()}
+    {
+        key: Route(call.scope, PATH, call.exposes, long=call.long)
+        for key, call in engine_api_routes().items()
+    }
 )
 
 

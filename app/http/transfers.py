@@ -1,13 +1,13 @@
-"""Archive transfers get a bounded share of a worker's threads; short requests keep the rest.
+"""Archive transfers get a bounded share of a worker's threads; short requests keep their own.
 
 A download or upload holds its request thread for as long as its bytes take, at whatever speed
-the client reads or sends. ``gunicorn.conf.py`` gives each worker ``BERTH_THREADS`` threads for
-short requests plus ``BERTH_MAX_TRANSFERS`` for transfers, and each transfer takes one of the
-``BERTH_MAX_TRANSFERS`` slots here before its first byte, giving it back when its response ends,
-however it ends: sent whole, or closed by the server when the client leaves (an answer built
-whole, an upload's or an error's, gives it back at once). With every slot taken, another
-transfer is answered 503 ``TOO_MANY_TRANSFERS`` with ``Retry-After`` at once, so health,
-readiness and metadata reads always find a free thread.
+the client reads or sends. It runs on the worker's threads for long requests
+(``app.server.worker``), which have room for ``BERTH_MAX_TRANSFERS`` of them and more, and each
+transfer takes one of the ``BERTH_MAX_TRANSFERS`` slots here before its first byte, giving it
+back when its response ends, however it ends: sent whole, or closed by the server when the
+client leaves (an answer built whole, an upload's or an error's, gives it back at once). With
+every slot taken, another transfer is answered 503 ``TOO_MANY_TRANSFERS`` with ``Retry-After``
+at once, so the other long requests (pulls, pushes, event streams) still find a thread.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Berth's gunicorn worker: gunicorn's ``gthread``, with request heads read by its loop and
-responses sent in one write (``app.server.one_write``).
+"""Berth's gunicorn worker: gunicorn's ``gthread``, with request heads read by its loop, short
+and long requests on threads of their own, and responses sent in one write
+(``app.server.one_write``).
 
 gthread gives a new or kept-alive connection a thread as soon as its first byte arrives, and the
 thread then reads the request head with a blocking socket: a client sending a header line every
@@ -10,9 +11,16 @@ connection to a thread only once the head is whole; a connection whose head is n
 began) is closed. A request body that sends nothing for ``BERTH_BODY_TIMEOUT`` seconds fails its
 read (``ClientStalled``), and the connection is closed after the answer.
 
+With the head read, the loop knows the route: short requests run on ``BERTH_THREADS`` threads,
+and requests that may hold a thread for long (``app.http.long_requests``) on gunicorn's
+``threads`` more (``BERTH_THREADS`` + ``BERTH_MAX_TRANSFERS`` + ``BERTH_MAX_EVENT_STREAMS`` by
+default: room for every transfer and event stream, and as many again for pulls, pushes and
+prompt refusals). Long requests never take a short request's thread, and a burst of short
+requests runs on no more threads than it needs.
+
 gunicorn's internals used here (``enqueue_req``, ``murder_pending``, ``handle_request``, the
-``TConn`` fields, the parser's ``unreader``) are pinned with gunicorn's version and checked by
-``tests/unit/test_gunicorn_contract.py``.
+``TConn`` fields, the parser's ``unreader``, how the pool from ``get_thread_pool`` is called) are
+pinned with gunicorn's version and checked by ``tests/unit/test_gunicorn_contract.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import selectors
 import ssl
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -31,6 +41,7 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 from app.config import load_config
+from app.http.long_requests import is_long
 from app.server.one_write import one_write_app
 
 HEAD_BYTES_MAX = 64 * 1024  # past this, the parser (bounded by the deadline) reads the rest
@@ -100,6 +111,23 @@ def head_is_whole(data: bytes | bytearray) -> bool:
     return data.count(b"\n") != data.count(b"\r\n")  # a bare LF: refused at once by the parser
 
 
+class ThreadLanes:
+    """The worker's thread pool as gthread calls it (``submit(handle, conn)``, ``shutdown``):
+    two pools, the connection's ``berth_long`` choosing which runs its request."""
+
+    def __init__(self, short_threads: int, long_threads: int) -> None:
+        self.short = ThreadPoolExecutor(short_threads, thread_name_prefix="berth-short")
+        self.long = ThreadPoolExecutor(long_threads, thread_name_prefix="berth-long")
+
+    def submit(self, handle: Callable[[Any], Any], conn: Any) -> Future:
+        pool = self.long if getattr(conn, "berth_long", False) else self.short
+        return pool.submit(handle, conn)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.short.shutdown(wait=wait, cancel_futures=cancel_futures)
+        self.long.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 class BerthWorker(gthread.ThreadWorker):
     """gthread, with request heads read by the loop (see the module docstring)."""
 
@@ -113,9 +141,14 @@ class BerthWorker(gthread.ThreadWorker):
         settings = load_config()
         self.header_timeout = settings["BERTH_HEADER_TIMEOUT"]
         self.body_timeout = settings["BERTH_BODY_TIMEOUT"]
+        self.short_threads = settings["BERTH_THREADS"]
         self._heads = {}  # by connection, in deadline order
         self._tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
         super().init_process()
+
+    def get_thread_pool(self) -> ThreadLanes:
+        """gthread's hook for its pool: short requests' threads, and long ones' (``threads``)."""
+        return ThreadLanes(self.short_threads, self.cfg.threads)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -204,6 +237,7 @@ class BerthWorker(gthread.ThreadWorker):
         conn.parser.unreader.unread(bytes(head.data))
         conn.parser.unreader.deadline = head.deadline
         conn.data_ready = True  # no wait for a first byte in the thread
+        conn.berth_long = is_long(head.data)  # which of ThreadLanes' pools runs it
         super().enqueue_req(conn)
 
     def _drop_head(self, conn: Any) -> None:

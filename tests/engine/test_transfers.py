@@ -204,3 +204,38 @@ def test_a_transfer_refused_before_its_body_or_ended_by_its_client_gives_its_slo
         assert again.status_code == 200 and len(again.data) > 1024
     finally:
         services(app).engines.close()
+
+
+def _open_event_stream(port: int) -> socket.socket:
+    conn, head, _ = _ask(
+        port,
+        b"GET /v1/events HTTP/1.1\r\nHost: berth\r\n"
+        + f"Authorization: Bearer {TOKENS['read']}\r\n\r\n".encode(),
+    )
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return conn
+
+
+def test_long_requests_holding_every_thread_of_theirs_leave_short_requests_their_own(
+    harness, tmp_path
+):
+    # gunicorn's threads (the long requests' own: app.server.worker) set to 2 and both held by
+    # open event streams; BERTH_THREADS=1 of its own still answers health and an image listing.
+    # In one pool of those 2 threads, the short requests would wait for a stream to end.
+    env = {
+        "DOCKER_HOST": harness["docker_host"],
+        "BERTH_DATA_DIR": str(tmp_path),
+        "BERTH_MAX_EVENT_STREAMS": "2",
+        "GUNICORN_CMD_ARGS": "--threads 2",
+    }
+    with gunicorn_server(env, workers=1, threads=1, tokens=token_entries()) as server:
+        streams = [_open_event_stream(server.port) for _ in range(2)]
+        try:
+            auth = {"Authorization": f"Bearer {TOKENS['read']}"}
+            for _ in range(3):
+                for path in ("/v1/health", "/v1/images"):
+                    answer = requests.get(server.url + path, headers=auth, timeout=5)
+                    assert answer.status_code == 200, answer.text
+        finally:
+            for conn in streams:
+                conn.close()

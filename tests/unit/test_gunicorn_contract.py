@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,13 @@ from gunicorn.workers import base, gthread
 from app.server import one_write
 from app.server import worker as worker_module
 from app.server.one_write import ONE_WRITE_MAX, OneWriteResponse, one_write_app
-from app.server.worker import BerthWorker, ClientStalled, TimedUnreader, head_is_whole
+from app.server.worker import (
+    BerthWorker,
+    ClientStalled,
+    ThreadLanes,
+    TimedUnreader,
+    head_is_whole,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,6 +85,57 @@ def test_every_way_a_request_reaches_a_thread_goes_through_enqueue_req():
     # one off (a head dropped by the loop is taken off here).
     assert "self.nr_conns += 1" in inspect.getsource(gthread.ThreadWorker.accept)
     assert "self.nr_conns -= 1" in inspect.getsource(gthread.ThreadWorker.finish_request)
+
+
+def test_gthread_makes_its_pool_with_the_hook_and_calls_it_only_to_submit_and_shut_down():
+    # app.server.worker.ThreadLanes stands in for the pool: it has what gthread calls, no more.
+    assert "self.tpool = self.get_thread_pool()" in inspect.getsource(
+        gthread.ThreadWorker.init_process
+    )
+    assert "Override this method" in (gthread.ThreadWorker.get_thread_pool.__doc__ or "")
+    assert "self.tpool.submit(self.handle, conn)" in inspect.getsource(
+        gthread.ThreadWorker.enqueue_req
+    )
+    called = set(re.findall(r"self\.tpool\.(\w+)", inspect.getsource(gthread)))
+    assert called == {"submit", "shutdown"}
+    assert "get_thread_pool" in vars(BerthWorker)
+
+
+class _Conn:
+    def __init__(self, long: bool | None) -> None:
+        if long is not None:
+            self.berth_long = long
+
+
+def test_the_lanes_run_long_requests_and_short_ones_on_pools_of_their_own():
+    lanes = ThreadLanes(short_threads=2, long_threads=3)
+    release = threading.Event()
+    running: dict[str, set[str]] = {"short": set(), "long": set()}
+
+    def handle(conn: _Conn) -> str:
+        kind = "long" if getattr(conn, "berth_long", False) else "short"
+        running[kind].add(threading.current_thread().name)
+        release.wait(5)
+        return threading.current_thread().name
+
+    try:
+        held = [lanes.submit(handle, _Conn(long)) for long in (False, None, True, True, True)]
+        queued = lanes.submit(handle, _Conn(False))  # a third short one: both short threads busy
+        deadline = time.monotonic() + 5
+        while len(running["short"]) + len(running["long"]) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(running["short"]) == 2 and len(running["long"]) == 3
+        assert not queued.done()
+        release.set()
+        names = [future.result(5) for future in [*held, queued]]
+        assert all(name.startswith("berth-short") for name in names[:2] + names[5:])
+        assert all(name.startswith("berth-long") for name in names[2:5])
+    finally:
+        release.set()
+        lanes.shutdown(wait=True)
+    for pool in (lanes.short, lanes.long):
+        with pytest.raises(RuntimeError):  # both shut down
+            pool.submit(print)
 
 
 def _assigned_attributes_of_gunicorn(source: str) -> list[str]:

@@ -4,9 +4,9 @@ The stream tells image events of the engines the token may use and the state cha
 jobs it may see, from the process's ``EventHub`` (``app.services.events``), which follows each
 engine once whatever the number of streams. An open stream holds a request thread for as long
 as the client listens, so each takes one of ``BERTH_MAX_EVENT_STREAMS`` slots of its worker
-(``gunicorn.conf.py`` adds as many threads); past them a stream is refused at once with 503
-``TOO_MANY_EVENT_STREAMS`` and ``Retry-After``, and short requests and archive transfers keep
-their own threads. A keep-alive line every ``KEEPALIVE_SECONDS`` finds clients that left.
+(the long requests' threads have room for them: ``gunicorn.conf.py``); past them a stream is
+refused at once with 503 ``TOO_MANY_EVENT_STREAMS`` and ``Retry-After``, and short requests
+keep their own threads. A keep-alive line every ``KEEPALIVE_SECONDS`` finds clients that left.
 """
 
 from __future__ import annotations
