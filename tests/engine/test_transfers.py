@@ -231,10 +231,9 @@ def test_long_requests_holding_every_thread_of_theirs_leave_short_requests_their
     with gunicorn_server(env, workers=1, threads=1, tokens=token_entries()) as server:
         streams = [_open_event_stream(server.port) for _ in range(2)]
         try:
-            auth = {"Authorization": f"Bearer {TOKENS['read']}"}
             for _ in range(3):
                 for path in ("/v1/health", "/v1/images"):
-                    answer = requests.get(server.url + path, headers=auth, timeout=5)
+                    answer = requests.get(server.url + path, headers=auth("read"), timeout=5)
                     assert answer.status_code == 200, answer.text
         finally:
             for conn in streams:

@@ -99,6 +99,8 @@ def test_gthread_makes_its_pool_with_the_hook_and_calls_it_only_to_submit_and_sh
     called = set(re.findall(r"self\.tpool\.(\w+)", inspect.getsource(gthread)))
     assert called == {"submit", "shutdown"}
     assert "get_thread_pool" in vars(BerthWorker)
+    # The worker marks each connection for the lanes (berth_long): TConn takes new attributes.
+    assert "__slots__" not in vars(gthread.TConn)
 
 
 class _Conn:
