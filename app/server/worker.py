@@ -14,8 +14,8 @@ read (``ClientStalled``), and the connection is closed after the answer.
 With the head read, the loop knows the route: short requests run on ``BERTH_THREADS`` threads,
 and requests that may hold a thread for long (``app.http.long_requests``) on gunicorn's
 ``threads`` more (``BERTH_THREADS`` + ``BERTH_MAX_TRANSFERS`` + ``BERTH_MAX_EVENT_STREAMS`` by
-default: room for every transfer and event stream, and as many again for pulls, pushes and
-prompt refusals). Long requests never take a short request's thread, and a burst of short
+default: room for every transfer and event stream, and ``BERTH_THREADS`` more for pulls,
+pushes and prompt refusals). Long requests never take a short request's thread, and a burst of short
 requests runs on no more threads than it needs.
 
 gunicorn's internals used here (``enqueue_req``, ``murder_pending``, ``handle_request``, the
